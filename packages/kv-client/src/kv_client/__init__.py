@@ -1,0 +1,65 @@
+"""kv-client: the Python SDK for kv.
+
+    from kv_client import Client
+
+    with Client(password="secret") as kv:
+        kv.set("greeting", "hello")
+        kv.get("greeting")          # 'hello', with its type
+
+Errors form one tree rooted at :class:`KvError`: error replies are
+:class:`ServerError` subclasses (``WrongTypeError``...), transport failures are
+:class:`ConnectionError` and :class:`TimeoutError`.
+"""
+
+from kv_protocol.errors import ArgumentTypeError as ArgumentTypeError
+from kv_protocol.errors import AuthError as AuthError
+from kv_protocol.errors import BusyError as BusyError
+from kv_protocol.errors import CommandSyntaxError as CommandSyntaxError
+from kv_protocol.errors import ExecAbortError as ExecAbortError
+from kv_protocol.errors import KvError as KvError
+from kv_protocol.errors import LoadingError as LoadingError
+from kv_protocol.errors import LocalProtocolError as LocalProtocolError
+from kv_protocol.errors import NoAuthError as NoAuthError
+from kv_protocol.errors import NoKeyError as NoKeyError
+from kv_protocol.errors import NotIntegerError as NotIntegerError
+from kv_protocol.errors import OutOfRangeError as OutOfRangeError
+from kv_protocol.errors import ProtocolError as ProtocolError
+from kv_protocol.errors import ProtoError as ProtoError
+from kv_protocol.errors import RemoteProtocolError as RemoteProtocolError
+from kv_protocol.errors import ServerError as ServerError
+from kv_protocol.errors import TooBigError as TooBigError
+from kv_protocol.errors import WrongPassError as WrongPassError
+from kv_protocol.errors import WrongTypeError as WrongTypeError
+
+from ._core import ClientConfig as ClientConfig
+from ._errors import ConnectionError as ConnectionError
+from ._errors import TimeoutError as TimeoutError
+from ._sync import Client as Client
+from ._version import __version__ as __version__
+
+__all__ = [
+    "ArgumentTypeError",
+    "AuthError",
+    "BusyError",
+    "Client",
+    "ClientConfig",
+    "CommandSyntaxError",
+    "ConnectionError",
+    "ExecAbortError",
+    "KvError",
+    "LoadingError",
+    "LocalProtocolError",
+    "NoAuthError",
+    "NoKeyError",
+    "NotIntegerError",
+    "OutOfRangeError",
+    "ProtoError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "TimeoutError",
+    "TooBigError",
+    "WrongPassError",
+    "WrongTypeError",
+    "__version__",
+]

@@ -1,0 +1,136 @@
+"""The sans-IO client core: everything the blocking and async clients share.
+
+Rules of this module:
+
+1. Nothing here does I/O. A shell opens the socket, sends what the core gives it and
+   feeds the core what it receives; the handshake, request encoding, reply
+   decoding and error mapping all live here, once.
+2. Replies come back in request order. Pushes (``[2, kind, ...]``) are kept apart in
+   ``pushes``, so a push is never taken for a reply.
+3. An error reply is returned as the :class:`ServerError` instance in the reply
+   list (no decoded value can be one), and the shell raises it; a pipeline can keep
+   every result instead.
+4. When the server closes the connection, the error says why if the server said
+   so first (a ``kill`` push: CLIENT KILL or shutdown).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from kv_protocol.connection import ClientConnection, Session, State
+from kv_protocol.errors import LocalProtocolError
+from kv_protocol.messages import PUSH, REPLY, Push, decode_message
+from kv_protocol.values import is_value, type_name
+
+from ._errors import ConnectionError
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 6378
+# Connecting includes the handshake, whose key derivation takes ~0.2 s the first time.
+DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
+RECEIVE_BYTES: Final = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where and how to connect. The password is never shown in ``repr``."""
+
+    password: str = field(repr=False)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    unix_path: Path | None = None
+    name: str = ""
+    connect_timeout_s: float | None = DEFAULT_CONNECT_TIMEOUT_S
+    timeout_s: float | None = None
+
+    @classmethod
+    def create(cls, password: str | None, **options: object) -> ClientConfig:
+        """A config; without a password, the one in the ``KV_PASS`` environment variable."""
+        password = password if password is not None else os.environ.get("KV_PASS")
+        if not password:
+            raise ValueError("no password: pass password=... or set KV_PASS")
+        return cls(password, **options)  # type: ignore[arg-type]
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.unix_path}" if self.unix_path else f"{self.host}:{self.port}"
+
+
+class ClientCore:
+    """One connection's protocol state, from the hello to the replies."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.connection = ClientConnection(config.password, name=config.name,
+                                           hostname=platform.node())
+        self.pushes: deque[Push] = deque()
+        """Pushes received and not yet consumed."""
+        self.close_reason: str | None = None
+        """Why the server said it would close the connection, if it did."""
+
+    @property
+    def session(self) -> Session | None:
+        return self.connection.session
+
+    def data_to_send(self) -> bytes:
+        return self.connection.data_to_send()
+
+    def receive_handshake(self, data: bytes) -> bool:
+        """Feed handshake bytes; True once the handshake succeeded.
+
+        Raises:
+            ConnectionError: the server closed the connection first.
+            ServerError: the server refused us (``WrongPassError``, ``ProtoError``...).
+            RemoteProtocolError: the server is not a kv server, or does not know the
+                password.
+        """
+        if not data:
+            raise ConnectionError(f"{self.config.address} closed the connection during the handshake")
+        self.connection.receive_data(data)
+        return self.connection.state is State.READY
+
+    def encode_command(self, args: Sequence[object]) -> bytes:
+        """The frame for one command.
+
+        Raises:
+            LocalProtocolError: an argument is not something kv can store or send.
+        """
+        if not args or not isinstance(args[0], str):
+            raise LocalProtocolError("a command starts with its name, as text")
+        for index, arg in enumerate(args):
+            if not is_value(arg):
+                raise LocalProtocolError(
+                    f"argument {index} of {args[0]!r} is a {type_name(arg)}; kv sends null, bool, "
+                    "int, float, text, bytes, lists and maps (with scalar keys)"
+                )
+        return self.connection.send_command(args)
+
+    def receive_replies(self, data: bytes) -> list[object]:
+        """Feed bytes; the replies now complete (values, or ServerError instances)."""
+        if not data:
+            raise self.closed_error()
+        replies: list[object] = []
+        for item in self.connection.receive_data(data):
+            if type(item) is list and len(item) == 2 and item[0] == REPLY and type(item[0]) is int:
+                replies.append(item[1])
+                continue
+            kind, payload = decode_message(item)
+            if kind == PUSH:
+                assert isinstance(payload, Push)
+                if payload.kind == "kill" and payload.data:
+                    self.close_reason = str(payload.data[0])
+                self.pushes.append(payload)
+            else:
+                replies.append(payload)
+        return replies
+
+    def closed_error(self) -> ConnectionError:
+        reason = f": {self.close_reason}" if self.close_reason else ""
+        return ConnectionError(f"{self.config.address} closed the connection{reason}")

@@ -1,0 +1,138 @@
+"""``kv-server``: parse flags into a ServerConfig, find the password, run the server.
+
+A password is required, as in the original system. Without ``--pass`` or
+``--pass-file`` the server uses DIR/kv.pass, generating a strong one there (mode
+0600) on first start, so the first command in the README just works. The password
+itself is never printed or logged; the ready line says where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import secrets
+import stat
+import sys
+from pathlib import Path
+
+import trio
+
+from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS
+
+from ._config import DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, SHUTDOWN_GRACE_S, ServerConfig
+from ._server import serve
+from ._version import __version__
+
+PASSWORD_FILE = "kv.pass"
+# 32 random bytes, URL-safe base64: 256 bits, far beyond any offline guessing.
+GENERATED_PASSWORD_BYTES = 32
+
+log = logging.getLogger("kv_server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kv-server",
+        description="kv: a typed, Redis-inspired key/value server for Python programs.",
+        epilog="Without --pass or --pass-file the password is read from DIR/kv.pass, "
+               "which is generated (mode 0600) on first start. Clients read it from there "
+               "or from KV_PASS.",
+    )
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--pass", dest="password", metavar="P",
+                        help="the password (visible in the process list: prefer --pass-file)")
+    secret.add_argument("--pass-file", type=Path, metavar="F",
+                        help="read the password from the first line of F")
+    parser.add_argument("--bind", action="append", metavar="ADDR",
+                        help="address to listen on, repeatable (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free port)")
+    parser.add_argument("--unix", type=Path, metavar="PATH",
+                        help="also listen on a Unix socket at PATH (mode 0600)")
+    parser.add_argument("--no-tcp", action="store_true", help="listen on the Unix socket only")
+    parser.add_argument("--dir", type=Path, default=Path("data"), metavar="DIR",
+                        help="data directory (default ./data)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log every connection and command (never values or the password)")
+    parser.add_argument("--auth-iterations", type=int, default=DEFAULT_PBKDF2_ITERATIONS,
+                        metavar="N", help="PBKDF2 iterations for the handshake key "
+                        f"(default {DEFAULT_PBKDF2_ITERATIONS})")
+    parser.add_argument("--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT_S,
+                        metavar="S",
+                        help=f"seconds to complete the handshake (default {HANDSHAKE_TIMEOUT_S:g})")
+    parser.add_argument("--shutdown-grace", type=float, default=SHUTDOWN_GRACE_S, metavar="S",
+                        help="seconds connections get to finish on shutdown "
+                        f"(default {SHUTDOWN_GRACE_S:g})")
+    parser.add_argument("--version", action="version", version=f"kv-server {__version__}")
+    return parser
+
+
+def read_password_file(path: Path) -> str:
+    """The first line of ``path``, without its line ending."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0]:
+        raise ValueError(f"{path} is empty")
+    return lines[0]
+
+
+def load_or_create_password(data_dir: Path) -> tuple[str, Path]:
+    """The password in DIR/kv.pass, created with a random one (mode 0600) if absent."""
+    path = data_dir / PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("%s is readable by other users (mode %o); run chmod 600", path, mode)
+        return read_password_file(path), path
+    password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    log.warning("generated a password into %s", path)
+    return password, path
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
+    """The config, and a note for the ready line saying where the password comes from."""
+    data_dir: Path = args.dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if args.password is not None:
+        password, note = args.password, "password from --pass"
+    elif args.pass_file is not None:
+        password, note = read_password_file(args.pass_file), f"password in {args.pass_file}"
+    else:
+        password, path = load_or_create_password(data_dir)
+        note = f"password in {path}"
+    bind = () if args.no_tcp else tuple(args.bind or ("127.0.0.1",))
+    config = ServerConfig(
+        password=password, bind=bind, port=args.port, unix_path=args.unix, data_dir=data_dir,
+        verbose=args.verbose, auth_iterations=args.auth_iterations,
+        handshake_timeout_s=args.handshake_timeout, shutdown_grace_s=args.shutdown_grace,
+    )
+    return config, note
+
+
+async def _run(config: ServerConfig, note: str) -> None:
+    async with trio.open_nursery() as nursery:
+        state = await nursery.start(functools.partial(serve, config, handle_signals=True))
+        print(f"kv-server {__version__} ready on {', '.join(state.addresses)} ({note})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s kv-server[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config, note = config_from_args(args)
+        trio.run(_run, config, note)
+    except (OSError, ValueError) as exc:
+        print(f"kv-server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+    return 0

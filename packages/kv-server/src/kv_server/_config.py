@@ -1,0 +1,56 @@
+"""Server configuration: one frozen dataclass, typed, with units in the names.
+
+``_cli.py`` only parses flags into it; everything else reads it. Runtime counters
+live elsewhere (``_stats.py``), so configuration never changes while serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from kv_protocol.framing import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_SIZE
+from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS
+
+DEFAULT_PORT: Final = 6378  # the original system's port, one below Redis's
+DEFAULT_BIND: Final = ("127.0.0.1",)
+# A peer that has not finished the handshake in 10 s is not a client having a slow
+# day: it holds a connection slot without having proved anything.
+HANDSHAKE_TIMEOUT_S: Final = 10.0
+# On SIGTERM, connections get this long to finish their current batch of commands.
+SHUTDOWN_GRACE_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything kv-server is told at start-up."""
+
+    password: str = field(repr=False)
+    bind: tuple[str, ...] = DEFAULT_BIND
+    port: int = DEFAULT_PORT
+    unix_path: Path | None = None
+    data_dir: Path = Path("data")
+    verbose: bool = False
+    auth_iterations: int = DEFAULT_PBKDF2_ITERATIONS
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+    def __post_init__(self) -> None:
+        if not self.password:
+            raise ValueError("the password must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is outside 0..65535")
+        if not self.bind and self.unix_path is None:
+            raise ValueError("nothing to listen on: give --bind or --unix")
+        if not MIN_PBKDF2_ITERATIONS <= self.auth_iterations <= MAX_PBKDF2_ITERATIONS:
+            raise ValueError(
+                f"auth iterations must be within {MIN_PBKDF2_ITERATIONS}..{MAX_PBKDF2_ITERATIONS}"
+            )
+        for name in ("handshake_timeout_s", "shutdown_grace_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_frame_bytes < 1024 or self.max_depth < 2:
+            raise ValueError("max frame size must be at least 1024 bytes and max depth at least 2")

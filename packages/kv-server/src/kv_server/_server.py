@@ -1,0 +1,150 @@
+"""The server as a trio task tree, and its staged shutdown.
+
+``serve(config)`` opens the listeners (TCP on each bind address, optionally a Unix
+socket), serves connections in their own nursery and reports the running
+:class:`ServerState` through ``task_status`` once it accepts connections, so tests
+can run servers on port 0 without sleeping.
+
+Shutdown in stages (after hypercorn): a shutdown request (SIGINT/SIGTERM when
+``handle_signals``) stops the listeners, so no new connection is accepted; every
+connection is asked to close after its current batch (idle ones at once); the
+connection nursery gets ``shutdown_grace_s`` before it is cancelled; last, shielded,
+the Unix socket file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+import trio
+
+from ._config import ServerConfig
+from ._connection import SocketTransport, serve_connection
+from ._state import ServerState
+
+log = logging.getLogger("kv_server")
+
+# Connections the kernel may queue before accept(); Redis's tcp-backlog default.
+LISTEN_BACKLOG = 511
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[ServerState] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a kv server until a shutdown is requested, then shut down in stages.
+
+    Error handling:
+        Failing to open a listener (address in use, permission) raises ``OSError``
+        before ``task_status.started``, with nothing left open.
+    """
+    state = ServerState(config)
+    listeners = await _open_listeners(config, state)
+    handler = functools.partial(_accept, state)
+    try:
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as front:
+                await front.start(
+                    functools.partial(trio.serve_listeners, handler, listeners,
+                                      handler_nursery=connections))
+                if handle_signals:
+                    front.start_soon(_watch_signals, state)
+                task_status.started(state)
+                await state.wait_for_shutdown_request()
+                log.info("shutting down: no longer accepting connections")
+                front.cancel_scope.cancel()
+            state.close_sessions()
+            connections.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+    finally:
+        with trio.CancelScope(shield=True):
+            if config.unix_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    config.unix_path.unlink()
+    log.info("shutdown complete")
+
+
+async def _watch_signals(state: ServerState) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.warning("received %s, shutting down gracefully", signal.Signals(signum).name)
+            state.request_shutdown()
+            return
+
+
+async def _open_listeners(config: ServerConfig, state: ServerState) -> list[trio.SocketListener]:
+    listeners: list[trio.SocketListener] = []
+    try:
+        port = config.port
+        for host in config.bind:
+            opened = await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
+            listeners += opened
+            for listener in opened:
+                host_, port = listener.socket.getsockname()[:2]
+                shown = f"[{host_}]" if ":" in host_ else host_
+                state.addresses.append(f"tcp {shown}:{port}")
+            state.tcp_port = port
+        if config.unix_path is not None:
+            listeners.append(await _open_unix_listener(config.unix_path))
+            state.addresses.append(f"unix {config.unix_path}")
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    return listeners
+
+
+async def _open_unix_listener(path: Path) -> trio.SocketListener:
+    """A Unix socket listener whose file is mode 0600 from the start."""
+    if path.is_socket():
+        if await _socket_answers(path):
+            raise OSError(errno.EADDRINUSE, f"another server is listening on {path}")
+        path.unlink()  # left behind by a server that was killed
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # no window in which the file is group/world-accessible
+    try:
+        await sock.bind(str(path))
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    sock.listen(LISTEN_BACKLOG)
+    return trio.SocketListener(sock)
+
+
+async def _socket_answers(path: Path) -> bool:
+    probe = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with probe:
+        try:
+            await probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _address(sockaddr: object) -> str:
+    if isinstance(sockaddr, tuple):
+        host, port = sockaddr[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(sockaddr) or "unix"
+
+
+async def _accept(state: ServerState, stream: trio.SocketStream) -> None:
+    tsock = stream.socket
+    kind = "unix" if tsock.family == socket.AF_UNIX else "tcp"
+    try:
+        addr, laddr = _address(tsock.getpeername()), _address(tsock.getsockname())
+    except OSError:  # the peer is already gone
+        await stream.aclose()
+        return
+    raw = socket.socket(fileno=tsock.detach())
+    await serve_connection(state, SocketTransport(raw), kind=kind, addr=addr, laddr=laddr)

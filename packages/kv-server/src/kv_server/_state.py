@@ -1,0 +1,51 @@
+"""The running server's state: configuration, keyspace, sessions, counters."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import trio
+
+from kv_protocol.handshake import Credentials
+
+from ._config import ServerConfig
+from ._dispatch import Dispatcher
+from ._keyspace import Keyspace
+from ._session import Sessions
+from ._stats import Stats
+from ._version import __version__
+
+
+class ServerState:
+    """Everything a command may consult besides its own connection."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        # Derived once per start; the password text itself is not kept here.
+        self.credentials = Credentials.from_password(config.password, config.auth_iterations)
+        self.keyspace = Keyspace()
+        self.stats = Stats()
+        self.sessions = Sessions()
+        self.dispatcher = Dispatcher(self.stats)
+        self.server_name = f"kv-server {__version__}"
+        self.run_id = secrets.token_hex(20)
+        self.started_monotonic = time.monotonic()
+        self.addresses: list[str] = []
+        """Where the server listens, as ``tcp HOST:PORT`` or ``unix PATH``."""
+        self.tcp_port = 0
+        self.shutting_down = False
+        self._shutdown = trio.Event()
+
+    def request_shutdown(self) -> None:
+        """Start a graceful shutdown (what SIGINT and SIGTERM do)."""
+        self._shutdown.set()
+
+    async def wait_for_shutdown_request(self) -> None:
+        await self._shutdown.wait()
+
+    def close_sessions(self) -> None:
+        """Ask every connection to close; idle ones at once, busy ones after their batch."""
+        self.shutting_down = True
+        for session in self.sessions:
+            session.close_soon("server is shutting down", interrupt=session.idle)

@@ -133,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"kv-server: {exc}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:  # trio's nurseries wrap start-up errors
+        expected, unexpected = group.split((OSError, ValueError))
+        if unexpected is not None or expected is None:
+            raise
+        for leaf in _leaves(expected):
+            print(f"kv-server: {leaf}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_helpers import ServerProcess, start_server
 
+from integration_helpers import ServerProcess, start_server
 from kv_client import Client
 
 

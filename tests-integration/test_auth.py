@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from integration_helpers import RawConnection, ServerProcess, start_server
 
+from integration_helpers import RawConnection, ServerProcess, start_server
 from kv_client import Client, WrongPassError
 from kv_protocol.errors import ProtoError
 from kv_protocol.framing import encode_frame

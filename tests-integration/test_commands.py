@@ -3,8 +3,8 @@
 import os
 
 import pytest
-from integration_helpers import ServerProcess
 
+from integration_helpers import ServerProcess
 from kv_client import ArgumentTypeError, Client, NotIntegerError, ServerError, WrongTypeError
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from integration_helpers import PASSWORD, ServerProcess, start_server
 
+from integration_helpers import PASSWORD, ServerProcess, start_server
 from kv_client import Client, ConnectionError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from integration_helpers import RawConnection, ServerProcess
-
 from kv_client import Client
 from kv_protocol.errors import ProtoError
 from kv_protocol.framing import encode_frame

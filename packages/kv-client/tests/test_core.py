@@ -1,5 +1,4 @@
 import pytest
-from protocol_helpers import PASSWORD, TEST_CREDENTIALS
 
 from kv_client._core import ClientConfig, ClientCore
 from kv_client._errors import ConnectionError
@@ -7,6 +6,7 @@ from kv_protocol.connection import ServerConnection
 from kv_protocol.errors import LocalProtocolError, WrongPassError, WrongTypeError
 from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import Push, encode_error, encode_push, encode_reply
+from protocol_helpers import PASSWORD, TEST_CREDENTIALS
 
 
 def ready_core() -> ClientCore:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from server_helpers import Peer, make_config
 
 from kv_protocol.messages import PUSH, Push
 from kv_server import ServerState, serve
+from server_helpers import Peer, make_config
 
 
 async def start(nursery: trio.Nursery, **changes: object) -> ServerState:

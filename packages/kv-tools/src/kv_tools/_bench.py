@@ -191,32 +191,35 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def summarize(runs: Sequence[Measurement]) -> Measurement:
+    """The median of each figure over several runs."""
+    rate = _median([m.requests_per_s for m in runs])
+    p50 = _median([m.p50_us for m in runs])
+    p99 = _median([m.p99_us for m in runs])
+    assert rate is not None and p50 is not None and p99 is not None
+    return Measurement(rate, p50, p99, _median([m.cpu_us_per_request for m in runs]))
+
+
 def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:
+    """The table: one row per test and server, ratios on kv's rows."""
     lines = [
-        f"kv-bench: {args.clients} connections over {args.procs} processes, pipeline {args.pipeline}, "
-        f"{args.data_size}-byte values, {args.keyspace} keys, median of {args.repeat} run(s)",
+        (f"kv-bench: {args.clients} connections over {args.procs} processes, "
+         f"pipeline {args.pipeline}, {args.data_size}-byte values, {args.keyspace} keys, "
+         f"median of {args.repeat} run(s)"),
         "",
-        f"{'test':6} {'server':10} {'requests/s':>12} {'p50 us':>9} {'p99 us':>9} {'cpu us/req':>11}"
-        f" {'kv/redis':>9} {'kv/ref':>7}",
+        (f"{'test':6} {'server':10} {'requests/s':>12} {'p50 us':>9} {'p99 us':>9} "
+         f"{'cpu us/req':>11} {'kv/redis':>9} {'kv/ref':>7}"),
     ]
-    labels = sorted({label for _, label in results}, key=["kv", "redis", "reference"].index)
+    labels = [label for label in ("kv", "redis", "reference") if any(key[1] == label for key in results)]
     for test in args.tests.split(","):
-        medians = {}
-        for label in labels:
-            runs = results[(test, label)]
-            medians[label] = Measurement(*(_median([getattr(m, f) for m in runs]) or 0.0
-                                           for f in Measurement.__slots__))
+        medians = {label: summarize(results[(test, label)]) for label in labels}
         kv = medians["kv"].requests_per_s
-        for label in labels:
-            m = medians[label]
-            ratios = ["", ""]
-            if label == "kv":
-                for i, other in enumerate(("redis", "reference")):
-                    if other in medians:
-                        ratios[i] = f"{kv / medians[other].requests_per_s:.2f}x"
+        for label, m in medians.items():
+            ratios = [f"{kv / medians[other].requests_per_s:.2f}x"
+                      if label == "kv" and other in medians else "" for other in ("redis", "reference")]
             lines.append(
                 f"{test:6} {label:10} {_fmt(m.requests_per_s):>12} {_fmt(m.p50_us):>9} "
-                f"{_fmt(m.p99_us):>9} {_fmt(m.cpu_us_per_request or None, 2):>11} "
+                f"{_fmt(m.p99_us):>9} {_fmt(m.cpu_us_per_request, 2):>11} "
                 f"{ratios[0]:>9} {ratios[1]:>7}")
     return "\n".join(lines)
 

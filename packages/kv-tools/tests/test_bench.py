@@ -1,0 +1,71 @@
+import argparse
+
+import pytest
+
+from kv_protocol.framing import FrameDecoder, encode_frame
+from kv_protocol.messages import encode_reply
+from kv_tools._bench import Measurement, build_parser, report, summarize
+from kv_tools._bench import main as bench_main
+from kv_tools._loadgen import TESTS, KvWire, ReferenceWire, RespWire, command, key_name
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_defaults_follow_redis_benchmark() -> None:
+    args = parse("-a", "pw")
+    assert (args.host, args.port, args.clients, args.pipeline, args.data_size) == (
+        "127.0.0.1", 6378, 50, 1, 3)
+    assert (args.tests, args.keyspace, args.procs, args.repeat) == ("set,get", 10_000, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["-t", "set,nope"], "unknown tests"), (["-c", "0"], "clients must be at least 1"),
+     (["-d", "-1"], "value size"), ([], "no password")],
+)
+def test_bad_arguments_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KV_PASS", raising=False)
+    password = [] if message == "no password" else ["-a", "pw"]
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main([*argv, *password])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_keys_are_16_characters_like_redis_benchmark() -> None:
+    assert key_name(42) == "key:000000000042"
+
+
+def test_wires_encode_the_same_command() -> None:
+    parts = command(TESTS["set"], 7, b"xyz")
+    assert parts == ["SET", "key:000000000007", b"xyz"]
+    assert FrameDecoder().feed(KvWire("h", 1, "p").encode(parts)) == [parts]
+    assert RespWire("h", 1).encode(parts) == b"*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000007\r\n$3\r\nxyz\r\n"
+
+
+def test_expected_replies() -> None:
+    assert KvWire("h", 1, "p").reply(TESTS["get"], b"xyz") == encode_reply(b"xyz")
+    assert KvWire("h", 1, "p").reply(TESTS["ping"], b"") == encode_reply("PONG")
+    assert ReferenceWire("h", 1).reply(TESTS["set"], b"") == encode_frame("OK")
+    assert RespWire("h", 1).reply(TESTS["get"], b"xyz") == b"$3\r\nxyz\r\n"
+    with pytest.raises(ValueError, match="only knows SET and GET"):
+        ReferenceWire("h", 1).reply(TESTS["ping"], b"")
+
+
+def test_summary_takes_medians_and_keeps_missing_cpu_missing() -> None:
+    runs = [Measurement(100, 5, 9, None), Measurement(300, 1, 7, None), Measurement(200, 3, 8, None)]
+    assert summarize(runs) == Measurement(200, 3, 8, None)
+
+
+def test_report_shows_ratios_on_kv_rows() -> None:
+    args = parse("-a", "pw", "-t", "set")
+    table = report(args, {("set", "kv"): [Measurement(60_000, 500, 900, 12.0)],
+                          ("set", "redis"): [Measurement(100_000, 300, 600, 6.0)],
+                          ("set", "reference"): [Measurement(75_000, 400, 800, None)]})
+    kv_row = next(line for line in table.splitlines() if line.startswith("set    kv "))
+    assert "60,000" in kv_row and "0.60x" in kv_row and "0.80x" in kv_row and "12.00" in kv_row
+    assert "reference" in table and "-" in table.splitlines()[-1]

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from integration_helpers import PASSWORD, ServerProcess
-
 from kv_protocol.errors import ErrorCode
 
 ROOT = Path(__file__).parents[1]

@@ -44,11 +44,14 @@ def ensure_redis_server(session: nox.Session) -> None:
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         session.log("redis-server is missing: installing Debian's package")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
-        session.run("apt-get", "update", "-qq", external=True, env=env)
-        session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True, env=env)
+        try:
+            session.run("apt-get", "update", "-qq", external=True, env=env)
+            session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True, env=env)
+        except nox.command.CommandFailed:
+            session.warn("installing redis-server failed; the comparisons with it are skipped")
     else:
         session.warn("redis-server is not installed and cannot be installed here (needs root and "
-                     "apt-get); the tests that compare against it are skipped")
+                     "apt-get); the comparisons with it are skipped")
 
 
 @nox.session

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -107,10 +108,17 @@ def _start(command: list[str], ready: re.Pattern[str] | None, log: Path) -> tupl
     return proc, line
 
 
-def _wait_for_port(port: int) -> None:
-    import socket
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
+
+def _wait_for_port(proc: subprocess.Popen[str], port: int) -> None:
+    """Wait until ``proc`` (not some other process) listens on ``port``."""
     for _ in range(200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -138,17 +146,19 @@ def bench(session: nox.Session) -> None:
         assert match
         args = ["-p", match[1], "-a", "bench"]
         if shutil.which("redis-server"):
-            redis, _ = _start(["redis-server", "--port", "6390", "--bind", "127.0.0.1", "--save", "",
+            port = _free_port()
+            redis, _ = _start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no", "--dir", str(work)], None, work / "redis.log")
             procs.append(redis)
-            _wait_for_port(6390)
-            args += ["--redis", "127.0.0.1:6390"]
+            _wait_for_port(redis, port)
+            args += ["--redis", f"127.0.0.1:{port}"]
         if REFERENCE_SERVER.exists():
-            ref, _ = _start([python, str(REFERENCE_SERVER), "--mode", "lowlevel", "--port", "6396"],
+            port = _free_port()
+            ref, _ = _start([python, str(REFERENCE_SERVER), "--mode", "lowlevel", "--port", str(port)],
                             None, work / "reference.log")
             procs.append(ref)
-            _wait_for_port(6396)
-            args += ["--reference", "127.0.0.1:6396", "--reference-pid", str(ref.pid)]
+            _wait_for_port(ref, port)
+            args += ["--reference", f"127.0.0.1:{port}", "--reference-pid", str(ref.pid)]
         else:
             session.warn(f"no reference server at {REFERENCE_SERVER} (set KV_REFERENCE_SERVER)")
         for pipeline, requests in (("1", "200000"), ("16", "2000000")):

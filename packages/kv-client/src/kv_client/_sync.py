@@ -142,10 +142,11 @@ class Client(Commands):
         """The connection id and server name, once connected."""
         return self._connection.core.session if self._connection else None
 
-    def connect(self) -> None:
-        """Open the connection now rather than on first use."""
+    def connect(self) -> SyncConnection:
+        """Open the connection now rather than on first use (it is returned)."""
         if self._connection is None:
             self._connection = SyncConnection(self.config)
+        return self._connection
 
     def execute_command(self, *args: object) -> Any:
         """Send one command and return its reply; an error reply raises."""
@@ -157,9 +158,7 @@ class Client(Commands):
     execute = execute_command
 
     def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
-        self.connect()
-        assert self._connection is not None
-        connection = self._connection
+        connection = self.connect()
         payload = b"".join(connection.core.encode_command(args) for args in commands)
         try:
             return connection.request(payload, len(commands))

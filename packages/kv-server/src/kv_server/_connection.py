@@ -37,7 +37,7 @@ from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import encode_error, encode_push
 from kv_protocol.values import type_name
 
-from ._session import Session
+from ._session import PROTOCOL_ERROR, Session
 from ._state import ServerState
 
 log = logging.getLogger("kv_server")
@@ -224,9 +224,9 @@ async def _serve_session(
     *, kind: str, addr: str, laddr: str,
 ) -> None:
     session = Session(state, conn.connection_id, transport=kind, addr=addr, laddr=laddr)
-    assert conn.hello is not None
-    session.name, session.client_id, session.hostname = (
-        conn.hello.name, conn.hello.client_id, conn.hello.hostname)
+    if conn.hello is not None:  # always, once READY
+        session.name, session.client_id, session.hostname = (
+            conn.hello.name, conn.hello.client_id, conn.hello.hostname)
     run: Batch = state.dispatcher.execute_batch
     if state.config.verbose:
         run = _logged(run)
@@ -239,13 +239,13 @@ async def _serve_session(
             if pending and session.closing is None:
                 await transport.send_all(run(session, pending))
             await transport.serve_commands(session, conn.decoder, run)
+        if session.closing is not None and session.closing != PROTOCOL_ERROR:
+            await _goodbye(transport, encode_push("kill", session.closing))
     except RemoteProtocolError as exc:
         await _goodbye(transport, state.dispatcher.protocol_error(session, exc))
     finally:
         state.sessions.remove(session)
-    if session.closing is not None and session.closing != "protocol error":
-        await _goodbye(transport, encode_push("kill", session.closing))
-    log.info("client %d disconnected (%s)", session.id, session.closing or "closed by peer")
+        log.info("client %d disconnected (%s)", session.id, session.closing or "closed by peer")
 
 
 async def _goodbye(transport: Transport, frame: bytes) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from kv_protocol.commands import BY_NAME, COMMANDS, Arg, ArgKind, CommandSpec, arity_message
 from kv_protocol.errors import (
@@ -35,10 +35,8 @@ from kv_protocol.errors import (
 from kv_protocol.messages import encode_error, encode_reply
 from kv_protocol.values import is_key, is_value, type_name
 
+from ._session import PROTOCOL_ERROR, Session
 from ._stats import Stats
-
-if TYPE_CHECKING:
-    from ._session import Session
 
 Handler = Callable[["Session", list[Any]], object]
 _H = TypeVar("_H", bound=Handler)
@@ -306,7 +304,7 @@ class Dispatcher:
         """The PROTO frame for a malformed frame or command; the session must close."""
         self.stats.protocol_errors += 1
         if ctx is not None:
-            ctx.close_soon("protocol error", interrupt=False)
+            ctx.close_soon(PROTOCOL_ERROR, interrupt=False)
         return self._error(ProtoError(str(exc)))
 
     def _error(self, error: ServerError) -> bytes:

@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+# The closing reason of a connection that broke the protocol: it gets a PROTO error
+# frame instead of a kill notice.
+PROTOCOL_ERROR = "protocol error"
+
 if TYPE_CHECKING:
     from ._dispatch import Entry
     from ._keyspace import Keyspace

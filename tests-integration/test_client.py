@@ -60,3 +60,26 @@ def test_password_from_the_environment(kv_server: ServerProcess, monkeypatch: py
     with Client(kv_server.host, kv_server.port) as kv:
         assert kv.ping() == "PONG"
     assert "integration" not in repr(Client(password=PASSWORD))
+
+
+class SimulatedInterruptError(Exception):
+    """Stands for Ctrl-C arriving while a reply is awaited."""
+
+
+def test_an_interrupted_request_never_hands_its_reply_to_the_next(kv_server: ServerProcess) -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise SimulatedInterruptError
+
+    with kv_server.client() as kv:
+        kv.mset({"a": "A", "b": "B"})
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        os.kill(kv_server.proc.pid, signal.SIGSTOP)  # the reply to GET a is held back
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(SimulatedInterruptError):
+                kv.get("a")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            os.kill(kv_server.proc.pid, signal.SIGCONT)
+        assert kv.get("b") == "B"

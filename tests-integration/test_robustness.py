@@ -79,3 +79,16 @@ def test_200_concurrent_connections_each_doing_work(kv_server: ServerProcess) ->
     with kv_server.client() as kv:
         assert kv.dbsize() == connections * (rounds + 1)
         assert kv.info("stats")["stats"]["total_connections_received"] >= connections
+
+
+def test_a_bignum_in_the_handshake_does_not_take_the_server_down(
+    kv_server: ServerProcess, client: Client
+) -> None:
+    raw = RawConnection(kv_server)
+    hello = raw.conn.hello.to_wire()
+    hello["version"] = 1 << 15000  # its repr() raises ValueError in Python 3.11+
+    raw.sock.sendall(encode_frame(hello))
+    [(kind, error)] = raw.messages()
+    assert kind == ERROR and "<int of 15001 bits>" in str(error)
+    raw.close()
+    assert client.ping() == "PONG"

@@ -91,13 +91,41 @@ def hello_with(**changes: object) -> dict[str, object]:
         ({"version": True}, "unsupported protocol version"),
         ({"nonce": b"short"}, "nonce must be 16..256 bytes"),
         ({"nonce": "text"}, "nonce"),
-        ({"name": "n" * (MAX_LABEL_LENGTH + 1)}, "longer than"),
+        ({"name": "n" * (MAX_LABEL_LENGTH + 1)}, "at most 255 characters"),
+        ({"name": "two words"}, "without spaces"),
+        ({"hostname": "bell\a"}, "printable"),
+        ({"version": 1 << 15000}, "unsupported protocol version <int of 15001 bits>"),
+        ({"uuid": "x" * 10_000}, "wrong handshake uuid 'xxxx"),
         ({"id": 5}, "'id' must be str"),
     ],
 )
 def test_bad_hello_fields(changes: dict[str, object], match: str) -> None:
     with pytest.raises(RemoteProtocolError, match=match):
         Hello.from_wire(hello_with(**changes))
+
+
+hello_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "uuid": st.just(HANDSHAKE_UUID) | st.text(max_size=40) | st.integers(),
+        "version": st.just(1) | st.integers() | st.just(1 << 15000) | st.booleans(),
+        "id": st.text(max_size=10) | st.binary(max_size=4),
+        "name": st.text(max_size=300) | st.none(),
+        "hostname": st.text(max_size=10),
+        "nonce": st.binary(max_size=300) | st.text(max_size=20),
+        "proof": st.binary(min_size=30, max_size=34),
+        "iterations": st.integers() | st.just(1 << 15000),
+        "salt": st.binary(max_size=300),
+        "ok": st.booleans() | st.integers(),
+    },
+)
+
+
+@pytest.mark.parametrize("cls", [Hello, Challenge, Proof, Welcome])
+@given(item=hello_fields)
+def test_nearly_valid_messages_are_refused_cleanly(cls: type, item: dict[str, object]) -> None:
+    with contextlib.suppress(RemoteProtocolError):
+        cls.from_wire(item)
 
 
 def test_uuid_is_case_insensitive_and_extra_fields_are_ignored() -> None:

@@ -4,7 +4,7 @@ import cbor2
 import pytest
 from hypothesis import given
 
-from kv_protocol.values import is_key, is_value, type_name
+from kv_protocol.values import MAX_VALUE_DEPTH, describe, is_key, is_value, type_name
 from protocol_helpers import values
 
 
@@ -43,3 +43,27 @@ def test_keys_are_text_or_bytes() -> None:
 def test_type_names_read_well() -> None:
     assert [type_name(v) for v in ("", b"", True, None, {}, 1, [])] == [
         "text", "bytes", "bool", "null", "map", "int", "list"]
+
+
+def nest(depth: int, kind: str) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_values_nest_up_to_the_limit(kind: str) -> None:
+    assert is_value(nest(MAX_VALUE_DEPTH, kind))
+    assert not is_value(nest(MAX_VALUE_DEPTH + 1, kind))
+
+
+@pytest.mark.parametrize(
+    ("obj", "text"),
+    [(1 << 15000, "<int of 15001 bits>"), (-5, "-5"), ("x" * 50, repr("x" * 40) + "..."),
+     (b"ab", "b'ab'"), ([1, 2], "<list of 2>"), ({}, "<map of 0>"), (None, "None"),
+     (cbor2.undefined, "<UndefinedType>")],
+    ids=["bignum", "int", "long text", "bytes", "list", "map", "null", "undefined"],
+)
+def test_describe_is_short_and_never_fails(obj: object, text: str) -> None:
+    assert describe(obj) == text

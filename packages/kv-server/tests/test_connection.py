@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from kv_protocol.errors import ServerError
-from kv_protocol.framing import encode_frame
+from kv_protocol.framing import FrameDecoder, encode_frame
 from kv_protocol.messages import ERROR, PUSH, REPLY, Push
 from kv_server._connection import SocketTransport, StreamTransport, Transport, serve_connection
 from kv_server._state import ServerState
@@ -144,14 +144,40 @@ async def test_client_kill_pushes_the_reason_then_closes(open_peer: Callable[...
         assert await victim.closed()
 
 
-async def test_killing_yourself_answers_first(open_peer: Callable[..., Peer]) -> None:
+async def test_killing_yourself_answers_then_closes_running_nothing_after(
+    open_peer: Callable[..., Peer],
+) -> None:
     async with ready(open_peer) as peer:
         me = peer.conn.session.connection_id  # type: ignore[union-attr]
         await peer.send(["CLIENT", "KILL", "ID", me], ["PING"])
         replies = await peer.messages(3)
-        assert replies[0] == (REPLY, 1)
-        assert replies[-1][0] == PUSH
+        assert replies == [(REPLY, 1), (PUSH, Push("kill", (f"killed by client {me}",)))]
         assert await peer.closed()
+
+
+async def test_a_hostile_bignum_costs_only_its_own_connection(open_peer: Callable[..., Peer]) -> None:
+    state: ServerState = open_peer.state  # type: ignore[attr-defined]
+    before = open_peer()
+    hello = before.conn.hello.to_wire()
+    hello["version"] = 1 << 15000
+    await before.stream.send_all(encode_frame(hello))
+    [(kind, error)] = await before.messages(2)
+    assert kind == ERROR and "unsupported protocol version <int of 15001 bits>" in str(error)
+    async with ready(open_peer) as after, ready(open_peer) as bystander:
+        await after.send([1 << 15000, "x"])
+        [(kind, error)] = await after.messages(2)
+        assert kind == ERROR and "got <list of 2>" in str(error)
+        assert await bystander.call("PING") == "PONG"
+    assert state.stats.protocol_errors == 2
+
+
+async def test_names_with_spaces_are_refused_in_the_handshake(open_peer: Callable[..., Peer]) -> None:
+    peer = open_peer()
+    hello = peer.conn.hello.to_wire()
+    hello["name"] = "two words"
+    await peer.stream.send_all(encode_frame(hello))
+    [(kind, error)] = await peer.messages(2)
+    assert kind == ERROR and "without spaces" in str(error)
 
 
 async def test_shutdown_closes_idle_sessions_with_a_notice(open_peer: Callable[..., Peer]) -> None:
@@ -187,3 +213,25 @@ async def test_verbose_log_names_commands_and_keys_never_values(
     assert "SET 'visible-key' <text 12>" in text
     assert "CLIENT KILL 'ID' 999" in text
     assert "secret value" not in text and PASSWORD not in text
+
+
+async def test_a_kill_never_lands_inside_a_half_sent_reply(nursery: trio.Nursery) -> None:
+    state = ServerState(make_config())
+    victim = Peer(_socketpair(state, nursery))
+    killer = Peer(_socketpair(state, nursery))
+    async with victim.stream, killer.stream:
+        await victim.handshake()
+        await killer.handshake()
+        await victim.call("SET", "big", b"x" * 4_000_000)
+        await victim.send(["GET", "big"])  # and do not read: the server blocks mid-reply
+        [session] = [s for s in state.sessions if s.id == victim.conn.session.connection_id]  # type: ignore[union-attr]
+        with trio.fail_after(10):
+            while not session.replying:
+                await trio.sleep(0.01)
+        assert await killer.call("CLIENT", "KILL", "ID", session.id) == 1
+        received = bytearray()
+        while data := await victim.stream.receive_some():
+            received += data
+        decoder = FrameDecoder()
+        assert decoder.feed(bytes(received)) == []  # the cut reply, and no push glued to it
+        assert 0 < decoder.buffered < 4_000_000

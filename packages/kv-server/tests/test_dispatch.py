@@ -1,4 +1,3 @@
-import contextlib
 
 import cbor2
 import pytest
@@ -13,9 +12,11 @@ from kv_protocol.errors import (
     ProtoError,
     RemoteProtocolError,
     ServerError,
+    TooBigError,
 )
 from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import decode_message
+from kv_protocol.values import MAX_VALUE_DEPTH
 from kv_server._session import Session
 from kv_server._state import ServerState
 from protocol_helpers import keys, values
@@ -136,14 +137,73 @@ def test_counters(state: ServerState, session: Session, call: Call) -> None:
     assert session.last_command is entries["APPEND"]
 
 
-argument = values | keys | st.sampled_from(["ID", "id", "default", "*"])
+BIGNUM = 1 << 15000  # its repr() raises: error messages must never need it
+argument = values | keys | st.sampled_from(["ID", "id", "default", "*", BIGNUM])
+command_array = st.builds(lambda spec, args: [*spec.name.split(), *args],
+                          st.sampled_from(COMMANDS), st.lists(argument, max_size=5))
+anything = command_array | argument | st.lists(argument, max_size=3)
+
+
+@given(items=st.lists(anything, min_size=1, max_size=4))
+def test_any_batch_gets_replies_never_an_exception(items: list[object]) -> None:
+    state = ServerState(make_config())
+    session = new_session(state)
+    blob = state.dispatcher.execute_batch(session, items)
+    replies = FrameDecoder().feed(blob)
+    assert 1 <= len(replies) <= len(items)
+    for item in replies:
+        decode_message(item)
+    assert all(type(key) in (str, bytes) for key in state.keyspace)
 
 
 @given(spec=st.sampled_from(COMMANDS), args=st.lists(argument, max_size=5))
-def test_any_arguments_get_a_reply_never_an_exception(spec: object, args: list[object]) -> None:
+def test_the_fast_check_never_accepts_what_the_exact_check_refuses(
+    spec: object, args: list[object]
+) -> None:
     state = ServerState(make_config())
+    entry = state.dispatcher.entries[spec.name]  # type: ignore[attr-defined]
+    argv = [*spec.name.split(), *args]  # type: ignore[attr-defined]
+    if entry.fast_check(argv):
+        assert entry.check(argv) is None
+
+
+@pytest.mark.parametrize("argv", [[BIGNUM], ["CLIENT", BIGNUM], ["GET", BIGNUM], ["NOPE" * 10_000]],
+                         ids=["name", "subcommand", "key", "long name"])
+def test_error_messages_describe_hostile_arguments_safely(
+    state: ServerState, session: Session, argv: list[object]
+) -> None:
+    blob = state.dispatcher.execute_batch(session, [argv])
+    [(kind, error)] = [decode_message(item) for item in FrameDecoder().feed(blob)]
+    assert kind == 1 and len(str(error)) < 300
+
+
+def test_values_nested_too_deep_are_refused(call: Call) -> None:
+    deep: object = 1
+    for _ in range(MAX_VALUE_DEPTH):
+        deep = [deep]
+    assert call("SET", "ok", deep) == "OK"
+    assert call("MGET", "ok") == [deep]  # the reply, one level deeper, still decodes
+    with pytest.raises(ArgumentTypeError, match=f"nested at most {MAX_VALUE_DEPTH} deep"):
+        call("SET", "k", [deep])
+
+
+def test_replies_too_big_for_a_frame_answer_toobig() -> None:
+    state = ServerState(make_config(max_frame_bytes=4096))
     session = new_session(state)
-    frame = state.dispatcher.execute(session, [*spec.name.split(), *args])  # type: ignore[attr-defined]
-    with contextlib.suppress(ServerError):
-        decode_reply(frame)
-    assert all(type(key) in (str, bytes) for key in state.keyspace)
+
+    def call(*argv: object) -> object:
+        return decode_reply(state.dispatcher.execute(session, list(argv)))
+
+    call("SET", "a", b"x" * 3000)
+    call("SET", "b", b"y" * 3000)
+    with pytest.raises(TooBigError, match="exceeds the frame limit of 4096"):
+        call("MGET", "a", "b")
+    with pytest.raises(TooBigError, match="APPEND would make a value of 6000 bytes"):
+        call("APPEND", "a", b"z" * 3000)
+    assert call("STRLEN", "a") == 3000
+
+
+def test_a_session_that_kills_itself_runs_nothing_after(state: ServerState, session: Session) -> None:
+    blob = state.dispatcher.execute_batch(session, [["CLIENT", "KILL", "ID", session.id], ["SET", "k", 1]])
+    assert [decode_message(i) for i in FrameDecoder().feed(blob)] == [(0, 1)]
+    assert "k" not in state.keyspace

@@ -69,3 +69,7 @@ def test_report_shows_ratios_on_kv_rows() -> None:
     kv_row = next(line for line in table.splitlines() if line.startswith("set    kv "))
     assert "60,000" in kv_row and "0.60x" in kv_row and "0.80x" in kv_row and "12.00" in kv_row
     assert "reference" in table and "-" in table.splitlines()[-1]
+
+
+def test_the_password_stays_out_of_reprs() -> None:
+    assert "s3cret" not in repr(KvWire("h", 1, "s3cret"))

@@ -162,7 +162,9 @@ class Client(Commands):
         payload = b"".join(connection.core.encode_command(args) for args in commands)
         try:
             return connection.request(payload, len(commands))
-        except (ConnectionError, TimeoutError):
+        except BaseException:
+            # Whatever interrupted the request (an error, Ctrl-C), its replies may still
+            # arrive and would be taken for the next command's: start afresh.
             self.close()
             raise
 

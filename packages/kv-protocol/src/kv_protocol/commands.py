@@ -212,9 +212,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 Flag.LOADING_OK, Reply.VALUE),
     CommandSpec("CLIENT SETNAME", "connection", "Name this connection.",
                 (Arg("name", ArgKind.TEXT),), Flag.LOADING_OK, Reply.STATUS,
-                notes="Names are text without spaces or control characters, at most 255 "
-                      "characters; the empty text removes the name. The handshake sets the "
-                      "initial name."),
+                notes="Names are printable text without spaces, at most 255 characters "
+                      "(the rule the handshake applies to names too); the empty text removes "
+                      "the name. The handshake sets the initial name."),
     CommandSpec("CLIENT LIST", "connection", "Describe every connection.", (),
                 Flag.ADMIN | Flag.LOADING_OK, Reply.LIST,
                 notes="Unlike Redis's text blob, each connection is a map: `id`, `addr`, `laddr`, "
@@ -224,8 +224,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 (token("ID"), Arg("id", ArgKind.INTEGER, multiple=True)),
                 Flag.ADMIN | Flag.LOADING_OK, Reply.INTEGER,
                 notes="Answers how many connections were closed. Each receives the push "
-                      "`[2, \"kill\", reason]` before it is closed; a connection that kills "
-                      "itself receives its reply first."),
+                      "`[2, \"kill\", reason]` after its last complete reply, then is closed. "
+                      "A connection that kills itself gets this reply, then the push; the "
+                      "commands it pipelined after CLIENT KILL are not run (as in Redis)."),
     # strings
     CommandSpec("SET", "string", "Set a key to a value.", (key(), value()), _W, Reply.STATUS,
                 notes="The value keeps its type: `SET k 12345` then `GET k` gives the integer."),

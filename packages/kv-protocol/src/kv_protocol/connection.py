@@ -42,6 +42,7 @@ from .handshake import (
     server_proof,
 )
 from .messages import decode_message
+from .values import describe
 
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -207,7 +208,7 @@ class ClientConnection(_Connection):
             _, payload = decode_message(item)
             if isinstance(payload, ServerError):
                 raise payload
-            raise RemoteProtocolError(f"expected a handshake message, got {item!r:.60}")
+            raise RemoteProtocolError(f"expected a handshake message, got {describe(item)}")
         if self._challenge is None:
             self._challenge = ch = Challenge.from_wire(item)
             key = _cached_key(self._password, ch.salt, ch.iterations)

@@ -35,6 +35,8 @@ from __future__ import annotations
 import enum
 from typing import ClassVar, Final
 
+from .values import describe
+
 
 class ErrorCode(enum.StrEnum):
     """The error codes that may appear in ``[1, code, message]``."""
@@ -186,7 +188,7 @@ def error_from_wire(code: object, message: object) -> ServerError:
         RemoteProtocolError: code or message is not text.
     """
     if type(code) is not str or type(message) is not str:
-        raise RemoteProtocolError(f"error reply needs text code and message, got {code!r}")
+        raise RemoteProtocolError(f"error reply needs text code and message, got {describe(code)}")
     cls = EXCEPTION_CLASSES.get(code)
     if cls is None:
         return ServerError(message, code=code)

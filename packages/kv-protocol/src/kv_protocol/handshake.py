@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 from .errors import RemoteProtocolError
+from .values import describe
 
 HANDSHAKE_UUID: Final = "7672FDB2-4D29-4F10-BA7C-8EAD0E29626E"
 PROTOCOL_VERSION: Final = 1
@@ -98,14 +99,26 @@ class Credentials:
 def _field(message: dict[object, object], name: str, kind: type[_T], what: str) -> _T:
     value = message.get(name)
     if type(value) is not kind:
-        raise RemoteProtocolError(f"{what}: field {name!r} must be {kind.__name__}, got {value!r:.40}")
+        raise RemoteProtocolError(f"{what}: field {name!r} must be {kind.__name__}, got {describe(value)}")
     return value
 
 
-def _label(message: dict[object, object], name: str, what: str) -> str:
+def is_label(text: str) -> bool:
+    """Names, ids and hostnames: printable, no spaces, at most 255 characters.
+
+    The rule of Redis's CLIENT SETNAME, so that listings of clients stay readable.
+    """
+    return (len(text) <= MAX_LABEL_LENGTH and text.isprintable()
+            and not any(c.isspace() for c in text))
+
+
+def _label(message: dict[object, object], name: str, what: str, *, spaces: bool = False) -> str:
     value = _field(message, name, str, what)
-    if len(value) > MAX_LABEL_LENGTH:
-        raise RemoteProtocolError(f"{what}: field {name!r} is longer than {MAX_LABEL_LENGTH}")
+    if not (is_label(value.replace(" ", "_")) if spaces else is_label(value)):
+        raise RemoteProtocolError(
+            f"{what}: field {name!r} must be printable text{'' if spaces else ' without spaces'}, at most "
+            f"{MAX_LABEL_LENGTH} characters"
+        )
     return value
 
 
@@ -125,11 +138,12 @@ def _map(item: object, what: str) -> dict[object, object]:
 def _check_uuid_and_version(message: dict[object, object], what: str) -> None:
     uuid = message.get("uuid")
     if type(uuid) is not str or uuid.upper() != HANDSHAKE_UUID:
-        raise RemoteProtocolError(f"{what}: wrong handshake uuid {uuid!r:.60}; this is kv {HANDSHAKE_UUID}")
+        raise RemoteProtocolError(
+            f"{what}: wrong handshake uuid {describe(uuid)}; this is kv {HANDSHAKE_UUID}")
     version = message.get("version")
     if version != PROTOCOL_VERSION or type(version) is not int:
         raise RemoteProtocolError(
-            f"{what}: unsupported protocol version {version!r:.20}; this side speaks {PROTOCOL_VERSION}"
+            f"{what}: unsupported protocol version {describe(version)}; this side speaks {PROTOCOL_VERSION}"
         )
 
 
@@ -175,10 +189,10 @@ class Challenge:
         iterations = _field(msg, "iterations", int, "challenge")
         if not MIN_PBKDF2_ITERATIONS <= iterations <= MAX_PBKDF2_ITERATIONS:
             raise RemoteProtocolError(
-                f"challenge: {iterations} PBKDF2 iterations is outside "
+                f"challenge: {describe(iterations)} PBKDF2 iterations is outside "
                 f"{MIN_PBKDF2_ITERATIONS}..{MAX_PBKDF2_ITERATIONS}"
             )
-        return cls(_label(msg, "server", "challenge"),
+        return cls(_label(msg, "server", "challenge", spaces=True),
                    _nonce(msg, "nonce", "challenge", NONCE_BYTES, MAX_NONCE_BYTES),
                    _nonce(msg, "salt", "challenge", 1, MAX_SALT_BYTES), iterations)
 

@@ -17,8 +17,9 @@ from typing import Final
 
 import cbor2
 
-from .errors import RemoteProtocolError, ServerError, error_from_wire
-from .framing import HEADER, encode_frame
+from .errors import LocalProtocolError, RemoteProtocolError, ServerError, error_from_wire
+from .framing import DEFAULT_MAX_FRAME_SIZE, HEADER, encode_frame
+from .values import describe
 
 REPLY: Final = 0
 ERROR: Final = 1
@@ -45,6 +46,10 @@ _TEXT_PREFIX: Final = _prefixes(0x60)
 _SMALL_INT_REPLY: Final = tuple(HEADER.pack(3) + _REPLY_PREFIX + bytes([n]) for n in range(24))
 _NULL_REPLY: Final = HEADER.pack(3) + _REPLY_PREFIX + b"\xf6"
 
+# Bytes a reply adds around a text or bytes value of any size: the frame length, the
+# envelope, the CBOR head. Values stay this much below the frame limit.
+REPLY_OVERHEAD_BYTES: Final = 16
+
 OK: Final = "OK"
 """The status most write commands answer; returning this object hits a ready frame."""
 _OK_REPLY: Final = _TEXT_PREFIX[2] + b"OK"
@@ -58,8 +63,13 @@ class Push:
     data: tuple[object, ...]
 
 
-def encode_reply(value: object) -> bytes:
-    """The frame for a success reply ``[0, value]``."""
+def encode_reply(value: object, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """The frame for a success reply ``[0, value]``.
+
+    Raises:
+        LocalProtocolError: the frame would exceed ``max_frame_size``, so the peer
+            would refuse it (the server answers TOOBIG instead).
+    """
     if value is OK:
         return _OK_REPLY
     if isinstance(value, bytes):
@@ -74,6 +84,9 @@ def encode_reply(value: object) -> bytes:
     elif type(value) is int and 0 <= value < 24:  # exact type: a bool is not an int here
         return _SMALL_INT_REPLY[value]
     body = cbor2.dumps(value)
+    if len(body) + 2 > max_frame_size:
+        raise LocalProtocolError(
+            f"a reply of {len(body) + 2} bytes exceeds the frame limit of {max_frame_size}")
     return HEADER.pack(len(body) + 2) + _REPLY_PREFIX + body
 
 
@@ -105,4 +118,5 @@ def decode_message(item: object) -> tuple[int, object]:
             return ERROR, error_from_wire(item[1], item[2])
         if tag == PUSH and type(tag) is int and len(item) >= 2 and type(item[1]) is str:
             return PUSH, Push(item[1], tuple(item[2:]))
-    raise RemoteProtocolError(f"expected [0, value], [1, code, message] or [2, kind, ...], got {item!r:.80}")
+    raise RemoteProtocolError(
+        f"expected [0, value], [1, code, message] or [2, kind, ...], got {describe(item)}")

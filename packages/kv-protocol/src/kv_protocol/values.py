@@ -12,11 +12,17 @@ container map keys.
 
 from __future__ import annotations
 
+import itertools
 from typing import Final, TypeAlias, TypeGuard
 
 Key: TypeAlias = str | bytes
 MapKey: TypeAlias = bool | int | float | str | bytes | None
 Value: TypeAlias = MapKey | list["Value"] | dict[MapKey, "Value"]
+
+# Stored values nest at most this deep, so that every reply that carries one fits the
+# 64 levels every decoder accepts: a reply wraps a value in up to 8 more levels (the
+# envelope, a list of results, a transaction's per-command envelopes).
+MAX_VALUE_DEPTH: Final = 56
 
 _SCALARS: Final = frozenset({str, bytes, int, float, bool, type(None)})
 _SCALAR_BASES: Final = (str, bytes, int, float)
@@ -27,8 +33,8 @@ def is_key(obj: object) -> TypeGuard[Key]:
     return type(obj) is str or type(obj) is bytes
 
 
-def is_value(obj: object) -> TypeGuard[Value]:
-    """Whether ``obj`` is a storable value (recursively).
+def is_value(obj: object, depth: int = MAX_VALUE_DEPTH) -> TypeGuard[Value]:
+    """Whether ``obj`` is a storable value nested at most ``depth`` containers deep.
 
     Exact types are checked first because this runs for every stored value on
     the server's hot path; subclasses (a ``StrEnum`` member, an ``IntFlag``) are
@@ -39,9 +45,11 @@ def is_value(obj: object) -> TypeGuard[Value]:
     if kind in _SCALARS:
         return True
     if kind is list or kind is tuple:
-        return all(map(is_value, obj))  # type: ignore[call-overload]
+        return depth > 0 and all(map(is_value, obj, itertools.repeat(depth - 1)))  # type: ignore[call-overload]
     if kind is dict:
-        return all(_is_map_key(k) and is_value(v) for k, v in obj.items())  # type: ignore[attr-defined]
+        return depth > 0 and all(
+            _is_map_key(k) and is_value(v, depth - 1) for k, v in obj.items()  # type: ignore[attr-defined]
+        )
     return isinstance(obj, _SCALAR_BASES)
 
 
@@ -53,3 +61,21 @@ def type_name(obj: object) -> str:
     """A short human name for an argument's type, for error messages."""
     names = {str: "text", bytes: "bytes", bool: "bool", type(None): "null", dict: "map"}
     return names.get(type(obj), type(obj).__name__)
+
+
+def describe(obj: object, limit: int = 40) -> str:
+    """A short description of peer data for error and log messages, never a full repr.
+
+    The repr of a peer's value can be huge (a 64 MiB frame) or fail outright: Python
+    refuses to turn an int of more than 4,300 digits into text, and a bignum of that
+    size fits in a small frame.
+    """
+    if isinstance(obj, str | bytes):
+        return repr(obj[:limit]) + ("..." if len(obj) > limit else "")
+    if type(obj) is int and obj.bit_length() > 64:
+        return f"<int of {obj.bit_length()} bits>"
+    if obj is None or isinstance(obj, bool | int | float):
+        return repr(obj)
+    if isinstance(obj, list | tuple | dict):
+        return f"<{type_name(obj)} of {len(obj)}>"
+    return f"<{type_name(obj)}>"

@@ -15,8 +15,9 @@ Rules of this module:
    (TLS, memory streams in tests) run the same steps over ``trio.abc.Stream``.
 4. A malformed frame gets one PROTO error frame, then the connection closes. A
    peer that vanishes ends the loop quietly. The socket is always closed.
-5. A session asked to close (CLIENT KILL, shutdown) finishes its batch, receives a
-   push ``[2, "kill", reason]`` and is closed.
+5. A session asked to close (CLIENT KILL, shutdown) receives a push
+   ``[2, "kill", reason]`` after its last complete reply and is closed.
+6. A bug in handling one connection is logged and closes that connection only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from kv_protocol.connection import ServerConnection, State
 from kv_protocol.errors import ProtoError, RemoteProtocolError, ServerError, WrongPassError
 from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import encode_error, encode_push
-from kv_protocol.values import type_name
+from kv_protocol.values import describe, type_name
 
 from ._session import PROTOCOL_ERROR, Session
 from ._state import ServerState
@@ -116,7 +117,9 @@ class SocketTransport:
                 except BlockingIOError:
                     sent = 0
                 if sent < len(out):
+                    session.replying = True
                     await self.send_all(out, sent)
+                    session.replying = False
             session.last_active = monotonic()
             # One scheduler trip per batch: fairness and cancellation, and by the time
             # the task is back a pipelining peer's next request has usually arrived.
@@ -155,7 +158,9 @@ class StreamTransport:
             out = run(session, decoder.feed(bytes(data)))
             if out:
                 stats.net_output_bytes += len(out)
+                session.replying = True
                 await self.stream.send_all(out)
+                session.replying = False
             session.last_active = time.monotonic()
 
     async def aclose(self) -> None:
@@ -175,6 +180,8 @@ async def serve_connection(
             await _serve_session(state, transport, conn, pending, kind=kind, addr=addr, laddr=laddr)
     except _QUIET:
         pass
+    except Exception:  # a bug must cost this connection, not the server
+        log.exception("connection %d: internal error; closing it", connection_id)
     finally:
         with trio.CancelScope(shield=True):
             await transport.aclose()
@@ -239,7 +246,8 @@ async def _serve_session(
             if pending and session.closing is None:
                 await transport.send_all(run(session, pending))
             await transport.serve_commands(session, conn.decoder, run)
-        if session.closing is not None and session.closing != PROTOCOL_ERROR:
+        # No notice after a reply cut short: it would land inside the half-sent frame.
+        if session.closing not in (None, PROTOCOL_ERROR) and not session.replying:
             await _goodbye(transport, encode_push("kill", session.closing))
     except RemoteProtocolError as exc:
         await _goodbye(transport, state.dispatcher.protocol_error(session, exc))
@@ -260,12 +268,12 @@ def describe_command(argv: object) -> str:
         return f"<malformed {type_name(argv)}>"
     spec = resolve(argv)
     if spec is None:
-        return f"{str(argv[0])[:40]!r} (unknown, {len(argv) - 1} arguments)"
+        return f"{describe(argv[0])} (unknown, {len(argv) - 1} arguments)"
     parts = [spec.name]
     for index, arg in enumerate(argv[spec.words :]):
         kind = spec.arg_at(index).kind if spec.check_arity(len(argv) - spec.words) else None
         if kind in (ArgKind.KEY, ArgKind.TOKEN, ArgKind.INTEGER):
-            parts.append(repr(arg)[:60])
+            parts.append(describe(arg))
         else:
             size = f" {len(arg)}" if isinstance(arg, str | bytes | list | dict) else ""
             parts.append(f"<{type_name(arg)}{size}>")

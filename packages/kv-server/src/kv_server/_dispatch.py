@@ -27,13 +27,16 @@ from kv_protocol.commands import BY_NAME, COMMANDS, Arg, ArgKind, CommandSpec, a
 from kv_protocol.errors import (
     ArgumentTypeError,
     CommandSyntaxError,
+    LocalProtocolError,
     NotIntegerError,
     ProtoError,
     RemoteProtocolError,
     ServerError,
+    TooBigError,
 )
+from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from kv_protocol.messages import encode_error, encode_reply
-from kv_protocol.values import is_key, is_value, type_name
+from kv_protocol.values import MAX_VALUE_DEPTH, describe, is_key, is_value, type_name
 
 from ._session import PROTOCOL_ERROR, Session
 from ._stats import Stats
@@ -86,7 +89,8 @@ _PREDICATES: dict[ArgKind, Callable[[object], bool]] = {
 }
 _EXPECTED = {
     ArgKind.KEY: "text or bytes",
-    ArgKind.VALUE: "a storable value (null, bool, int, float, text, bytes, list, map)",
+    ArgKind.VALUE: ("a storable value (null, bool, int, float, text, bytes, list, map; "
+                    f"nested at most {MAX_VALUE_DEPTH} deep)"),
     ArgKind.STRING: "text or bytes",
     ArgKind.TEXT: "text",
     ArgKind.PATTERN: "text or bytes",
@@ -224,7 +228,7 @@ class _Container(dict[str, Entry]):
 class Dispatcher:
     """Runs command arrays against a session; one per server (it owns the counters)."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         names = registered_names()
         table = frozenset(BY_NAME)
         if names != table:
@@ -233,6 +237,7 @@ class Dispatcher:
                 f"not in the table {sorted(names - table)}"
             )
         self.stats = stats
+        self.max_frame_bytes = max_frame_bytes
         self.entries: dict[str, Entry] = {spec.name: Entry.build(spec, _REGISTRY[spec.name])
                                           for spec in COMMANDS}
         # Top-level lookup by exact name in both common spellings; subcommands hang
@@ -256,7 +261,7 @@ class Dispatcher:
         """
         if type(argv) is not list or not argv or type(argv[0]) is not str:
             raise RemoteProtocolError(
-                f"a command is a non-empty array that starts with its name, got {argv!r:.60}"
+                f"a command is a non-empty array that starts with its name, got {describe(argv)}"
             )
         name = argv[0]
         found = self._top.get(name) or self._top.get(name.upper())
@@ -267,7 +272,7 @@ class Dispatcher:
             found_sub = found.get(sub.upper()) if type(sub) is str else None
             if found_sub is None:
                 return self._error(ServerError(
-                    f"unknown subcommand {sub!r:.64} for '{name.lower():.64}'; "
+                    f"unknown subcommand {describe(sub)} for '{name.lower():.64}'; "
                     f"try one of {', '.join(sorted(found))}"
                 ))
             entry = found_sub
@@ -285,7 +290,10 @@ class Dispatcher:
             entry.failed += 1
             return self._error(exc)
         entry.calls += 1
-        return encode_reply(value)
+        try:
+            return encode_reply(value, self.max_frame_bytes)
+        except LocalProtocolError as exc:
+            return self._error(TooBigError(str(exc)))
 
     def execute_batch(self, ctx: Session, items: list[object]) -> bytes:
         """Run every command decoded from one read; all replies as one blob."""
@@ -296,6 +304,8 @@ class Dispatcher:
         try:
             for argv in items:
                 append(execute(ctx, argv))
+                if ctx.closing is not None:  # it killed itself: nothing after runs, as in Redis
+                    break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))
         return b"".join(replies)

@@ -34,8 +34,8 @@ class Session:
 
     __slots__ = (
         "addr", "cancel_scope", "client_id", "closing", "commands", "created", "hostname",
-        "id", "idle", "keyspace", "laddr", "last_active", "last_command", "name", "state",
-        "transport",
+        "id", "idle", "keyspace", "laddr", "last_active", "last_command", "name", "replying",
+        "state", "transport",
     )
 
     def __init__(self, state: ServerState, session_id: int, *, transport: str, addr: str,
@@ -56,6 +56,8 @@ class Session:
         """Why the connection must close after its current batch, or None."""
         self.idle = False
         """True while the connection waits for input (safe to interrupt)."""
+        self.replying = False
+        """True while a batch's replies are partly sent."""
         self.cancel_scope = trio.CancelScope()
 
     def close_soon(self, reason: str, *, interrupt: bool) -> None:

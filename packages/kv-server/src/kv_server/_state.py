@@ -27,7 +27,7 @@ class ServerState:
         self.keyspace = Keyspace()
         self.stats = Stats()
         self.sessions = Sessions()
-        self.dispatcher = Dispatcher(self.stats)
+        self.dispatcher = Dispatcher(self.stats, config.max_frame_bytes)
         self.server_name = f"kv-server {__version__}"
         self.run_id = secrets.token_hex(20)
         self.started_monotonic = time.monotonic()

@@ -18,7 +18,7 @@ import random
 import socket
 import time
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from kv_client import ClientConfig
@@ -68,7 +68,7 @@ def _tcp(host: str, port: int) -> socket.socket:
 class KvWire:
     host: str
     port: int
-    password: str
+    password: str = field(repr=False)
 
     def connect(self) -> socket.socket:
         connection = SyncConnection(ClientConfig(self.password, host=self.host, port=self.port,

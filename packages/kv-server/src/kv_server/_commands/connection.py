@@ -6,11 +6,10 @@ import time
 from typing import Any
 
 from kv_protocol.errors import ServerError
+from kv_protocol.handshake import MAX_LABEL_LENGTH, is_label
 from kv_protocol.messages import OK
 from kv_server._dispatch import command
 from kv_server._session import Session
-
-_MAX_NAME_LENGTH = 255
 
 
 @command("PING")
@@ -36,9 +35,9 @@ def client_getname(ctx: Session, argv: list[Any]) -> str | None:
 @command("CLIENT SETNAME")
 def client_setname(ctx: Session, argv: list[Any]) -> str:
     name: str = argv[2]
-    if len(name) > _MAX_NAME_LENGTH or not name.isprintable() or any(c.isspace() for c in name):
+    if not is_label(name):
         raise ServerError("Client names cannot contain spaces, newlines or special characters, "
-                          f"and are at most {_MAX_NAME_LENGTH} characters.")
+                          f"and are at most {MAX_LABEL_LENGTH} characters.")
     ctx.name = name
     return OK
 

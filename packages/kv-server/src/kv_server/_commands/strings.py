@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kv_protocol.errors import ArgumentTypeError, WrongTypeError
-from kv_protocol.messages import OK
+from kv_protocol.errors import ArgumentTypeError, TooBigError, WrongTypeError
+from kv_protocol.messages import OK, REPLY_OVERHEAD_BYTES
 from kv_protocol.values import type_name
 from kv_server._dispatch import command
 from kv_server._keyspace import MISSING
@@ -80,8 +80,13 @@ def append(ctx: Session, argv: list[Any]) -> int:
         new = old + (suffix.encode("utf-8") if type(suffix) is str else suffix)
     else:
         raise _not_a_string("APPEND", old)
+    length = byte_length(new)
+    # A value that no reply frame could carry would be stored but never read back.
+    limit = ctx.state.config.max_frame_bytes - REPLY_OVERHEAD_BYTES
+    if length > limit:
+        raise TooBigError(f"APPEND would make a value of {length} bytes; the limit is {limit}")
     keyspace.set(key, new)
-    return byte_length(new)
+    return length
 
 
 @command("STRLEN")

@@ -103,18 +103,19 @@ def _field(message: dict[object, object], name: str, kind: type[_T], what: str) 
     return value
 
 
-def is_label(text: str) -> bool:
+def is_label(text: str, *, spaces: bool = False) -> bool:
     """Names, ids and hostnames: printable, no spaces, at most 255 characters.
 
-    The rule of Redis's CLIENT SETNAME, so that listings of clients stay readable.
+    The rule of Redis's CLIENT SETNAME, so that listings of clients stay readable;
+    ``spaces`` admits plain spaces (a server name such as "kv-server 0.1.0").
     """
     return (len(text) <= MAX_LABEL_LENGTH and text.isprintable()
-            and not any(c.isspace() for c in text))
+            and not any(c.isspace() and not (spaces and c == " ") for c in text))
 
 
 def _label(message: dict[object, object], name: str, what: str, *, spaces: bool = False) -> str:
     value = _field(message, name, str, what)
-    if not (is_label(value.replace(" ", "_")) if spaces else is_label(value)):
+    if not is_label(value, spaces=spaces):
         raise RemoteProtocolError(
             f"{what}: field {name!r} must be printable text{'' if spaces else ' without spaces'}, at most "
             f"{MAX_LABEL_LENGTH} characters"

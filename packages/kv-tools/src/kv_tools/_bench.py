@@ -127,6 +127,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 
 def _median(values: Sequence[float | None]) -> float | None:
+    """The median of the figures present; None when no run had the figure."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 
@@ -193,11 +194,12 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def summarize(runs: Sequence[Measurement]) -> Measurement:
     """The median of each figure over several runs."""
-    rate = _median([m.requests_per_s for m in runs])
-    p50 = _median([m.p50_us for m in runs])
-    p99 = _median([m.p99_us for m in runs])
-    assert rate is not None and p50 is not None and p99 is not None
-    return Measurement(rate, p50, p99, _median([m.cpu_us_per_request for m in runs]))
+    return Measurement(
+        statistics.median(m.requests_per_s for m in runs),
+        statistics.median(m.p50_us for m in runs),
+        statistics.median(m.p99_us for m in runs),
+        _median([m.cpu_us_per_request for m in runs]),
+    )
 
 
 def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:

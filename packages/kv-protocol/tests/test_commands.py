@@ -34,7 +34,7 @@ def test_every_command_is_documented() -> None:
 
 
 def test_containers_are_derived_from_subcommand_names() -> None:
-    assert {"CLIENT"} == CONTAINERS
+    assert {"CLIENT", "OBJECT"} == CONTAINERS
     assert lookup("CLIENT") is None
 
 

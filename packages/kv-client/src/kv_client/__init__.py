@@ -21,6 +21,7 @@ from kv_protocol.errors import LoadingError as LoadingError
 from kv_protocol.errors import LocalProtocolError as LocalProtocolError
 from kv_protocol.errors import NoAuthError as NoAuthError
 from kv_protocol.errors import NoKeyError as NoKeyError
+from kv_protocol.errors import NotFloatError as NotFloatError
 from kv_protocol.errors import NotIntegerError as NotIntegerError
 from kv_protocol.errors import OutOfRangeError as OutOfRangeError
 from kv_protocol.errors import ProtocolError as ProtocolError
@@ -51,6 +52,7 @@ __all__ = [
     "LocalProtocolError",
     "NoAuthError",
     "NoKeyError",
+    "NotFloatError",
     "NotIntegerError",
     "OutOfRangeError",
     "ProtoError",

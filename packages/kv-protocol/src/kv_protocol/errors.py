@@ -17,6 +17,7 @@ with :func:`error_from_wire`. Whose fault an error is shows in the tree::
         ├── NoKeyError                NOKEY       the command needs an existing key
         ├── OutOfRangeError           OUTOFRANGE  index or value outside the allowed range
         ├── NotIntegerError           NOTINTEGER  value or argument is not an integer
+        ├── NotFloatError             NOTFLOAT    value is not a number a float can hold
         ├── ExecAbortError            EXECABORT   transaction discarded by earlier errors
         ├── ProtoError                PROTO       the server rejected our frame, then closes
         ├── TooBigError               TOOBIG      a size limit was exceeded
@@ -48,6 +49,7 @@ class ErrorCode(enum.StrEnum):
     NOKEY = "NOKEY"
     OUTOFRANGE = "OUTOFRANGE"
     NOTINTEGER = "NOTINTEGER"
+    NOTFLOAT = "NOTFLOAT"
     EXECABORT = "EXECABORT"
     PROTO = "PROTO"
     TOOBIG = "TOOBIG"
@@ -124,6 +126,11 @@ class NotIntegerError(ServerError):
     default_message = "value is not an integer or out of range"
 
 
+class NotFloatError(ServerError):
+    code = ErrorCode.NOTFLOAT
+    default_message = "value is not a valid float"
+
+
 class ExecAbortError(ServerError):
     code = ErrorCode.EXECABORT
     default_message = "Transaction discarded because of previous errors."
@@ -171,6 +178,7 @@ EXCEPTION_CLASSES: Final[dict[str, type[ServerError]]] = {
     ErrorCode.NOKEY: NoKeyError,
     ErrorCode.OUTOFRANGE: OutOfRangeError,
     ErrorCode.NOTINTEGER: NotIntegerError,
+    ErrorCode.NOTFLOAT: NotFloatError,
     ErrorCode.EXECABORT: ExecAbortError,
     ErrorCode.PROTO: ProtoError,
     ErrorCode.TOOBIG: TooBigError,

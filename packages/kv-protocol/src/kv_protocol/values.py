@@ -13,7 +13,10 @@ container map keys.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Final, TypeAlias, TypeGuard
+
+import cbor2
 
 Key: TypeAlias = str | bytes
 MapKey: TypeAlias = bool | int | float | str | bytes | None
@@ -79,3 +82,17 @@ def describe(obj: object, limit: int = 40) -> str:
     if isinstance(obj, list | tuple | dict):
         return f"<{type_name(obj)} of {len(obj)}>"
     return f"<{type_name(obj)}>"
+
+
+def matcher(target: object) -> Callable[[object], bool]:
+    """A test for values equal to ``target`` with their types: 1 is not 1.0, "1" or true.
+
+    Python's ``==`` says ``1 == 1.0 == True``; kv keeps types, so a list search must
+    not. Scalars compare by exact type and value; containers by their canonical
+    CBOR encoding, which carries every type and sorts map keys.
+    """
+    kind = type(target)
+    if kind is list or kind is dict:
+        encoded = cbor2.dumps(target, canonical=True)
+        return lambda obj: type(obj) is kind and cbor2.dumps(obj, canonical=True) == encoded
+    return lambda obj: type(obj) is kind and obj == target

@@ -21,14 +21,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-from kv_protocol.commands import BY_NAME, COMMANDS, Arg, ArgKind, CommandSpec, arity_message
+from kv_protocol.commands import (
+    BY_NAME,
+    COMMANDS,
+    FAST_TYPES,
+    Arg,
+    CommandSpec,
+    argument_error,
+    arity_message,
+    predicate,
+)
 from kv_protocol.errors import (
-    ArgumentTypeError,
-    CommandSyntaxError,
     LocalProtocolError,
-    NotIntegerError,
     ProtoError,
     RemoteProtocolError,
     ServerError,
@@ -36,7 +42,7 @@ from kv_protocol.errors import (
 )
 from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from kv_protocol.messages import encode_error, encode_reply
-from kv_protocol.values import MAX_VALUE_DEPTH, describe, is_key, is_value, type_name
+from kv_protocol.values import describe
 
 from ._session import PROTOCOL_ERROR, Session
 from ._stats import Stats
@@ -67,68 +73,11 @@ def registered_names() -> frozenset[str]:
     return frozenset(_REGISTRY)
 
 
-def _is_string(obj: object) -> bool:
-    return type(obj) is str or type(obj) is bytes
-
-
-def _is_text(obj: object) -> bool:
-    return type(obj) is str
-
-
-def _is_integer(obj: object) -> bool:
-    return type(obj) is int
-
-
-_PREDICATES: dict[ArgKind, Callable[[object], bool]] = {
-    ArgKind.KEY: is_key,
-    ArgKind.VALUE: is_value,
-    ArgKind.STRING: _is_string,
-    ArgKind.TEXT: _is_text,
-    ArgKind.INTEGER: _is_integer,
-    ArgKind.PATTERN: _is_string,
-}
-_EXPECTED = {
-    ArgKind.KEY: "text or bytes",
-    ArgKind.VALUE: ("a storable value (null, bool, int, float, text, bytes, list, map; "
-                    f"nested at most {MAX_VALUE_DEPTH} deep)"),
-    ArgKind.STRING: "text or bytes",
-    ArgKind.TEXT: "text",
-    ArgKind.PATTERN: "text or bytes",
-}
-
-
-# Exact types that satisfy a kind without a closer look. Anything else (a list
-# value, a token) goes through the kind's predicate; this keeps the common case to
-# one set lookup per argument.
-_SCALARS: Final[frozenset[type]] = frozenset({str, bytes, int, float, bool, type(None)})
-_FAST_TYPES: Final[dict[ArgKind, frozenset[type]]] = {
-    ArgKind.KEY: frozenset({str, bytes}),
-    ArgKind.VALUE: _SCALARS,
-    ArgKind.STRING: frozenset({str, bytes}),
-    ArgKind.TEXT: frozenset({str}),
-    ArgKind.INTEGER: frozenset({int}),
-    ArgKind.PATTERN: frozenset({str, bytes}),
-    ArgKind.TOKEN: frozenset(),
-}
-
 _Check = tuple[frozenset[type], Callable[[object], bool], Arg]
 
 
 def _check(arg: Arg) -> _Check:
-    if arg.kind is ArgKind.TOKEN:
-        word = arg.name.upper()
-        return _FAST_TYPES[arg.kind], (lambda obj: type(obj) is str and obj.upper() == word), arg
-    return _FAST_TYPES[arg.kind], _PREDICATES[arg.kind], arg
-
-
-def argument_error(spec: CommandSpec, arg: Arg, obj: object) -> ServerError:
-    """The error for an argument of the wrong kind."""
-    where = f"'{spec.name.lower()}' argument '{arg.name}'"
-    if arg.kind is ArgKind.TOKEN:
-        return CommandSyntaxError(f"{where} must be the word {arg.name.upper()}")
-    if arg.kind is ArgKind.INTEGER:
-        return NotIntegerError(f"{where} must be an integer, got {type_name(obj)}")
-    return ArgumentTypeError(f"{where} must be {_EXPECTED[arg.kind]}, got {type_name(obj)}")
+    return FAST_TYPES[arg.kind], predicate(arg), arg
 
 
 FastCheck = Callable[[list[Any]], bool]
@@ -163,7 +112,9 @@ def _fast_check(offset: int, min_len: int, max_len: int, types: tuple[frozenset[
         n = len(argv)
         if not min_len <= n <= max_len or (tail and (n - offset - len(types)) % len(tail)):
             return False
-        for index in range(offset, n):
+        # Without a tail, arguments past the positional ones are options, which the
+        # command parses itself (CommandSpec.parse_options).
+        for index in range(offset, n if tail else min(n, offset + len(types))):
             at = index - offset
             allowed = types[at] if at < len(types) else tail[(at - len(types)) % len(tail)]
             if type(argv[index]) not in allowed:
@@ -214,7 +165,7 @@ class Entry:
         for index, (types, ok, arg) in self.positional:
             if index < n and type(argv[index]) not in types and not ok(argv[index]):
                 return argument_error(self.spec, arg, argv[index])
-        for index in range(start, n):
+        for index in range(start, n if tail else start):
             types, ok, arg = tail[(index - start) % len(tail)]
             if type(argv[index]) not in types and not ok(argv[index]):
                 return argument_error(self.spec, arg, argv[index])

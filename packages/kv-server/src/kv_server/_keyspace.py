@@ -1,24 +1,39 @@
-"""The keyspace: every key and its value.
+"""The keyspace: every key, its value, and its time to live.
 
 Rules of this module:
 
 1. The keyspace belongs to the trio thread; commands run one at a time, so each
    command is atomic and nothing here locks.
-2. Every change goes through a method of :class:`Keyspace` (``set``, ``delete``,
-   ``flush``), so that whatever must see every change (the dirty counter now;
-   expiry, WATCH and the AOF as they arrive) is hooked in one place.
+2. Every change goes through a method of :class:`Keyspace` (``set``, ``replace``,
+   ``changed``, ``delete``, ``set_deadline``, ``flush``), so that whatever must see
+   every change (the dirty counter and expiry now; WATCH and the AOF as they
+   arrive) is hooked in one place. Lists and hashes are changed in place, then
+   reported with ``changed``.
 3. A key of type string stores its value as is, with no wrapper object, so a
-   million small keys cost one dict entry each.
+   million small keys cost one dict entry each. A list is a :class:`KvList` (a
+   deque: O(1) at both ends), a hash a :class:`KvHash` (a dict); their classes are
+   their type, so no tag is stored.
 4. ``None`` is a value (a stored null), so a missing key is :data:`MISSING`.
+5. Deadlines are absolute Unix times in milliseconds, as Redis keeps them, so that
+   a restart or an AOF replay does not extend a time to live. A key whose deadline
+   has passed is gone: every lookup checks (lazy expiry), and :mod:`._expiry`
+   removes the keys nobody looks at again (active expiry).
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
+import random
+import time
+from collections import deque
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
+from kv_protocol.errors import WrongTypeError
 from kv_protocol.values import Key
+
+from ._expiry import DeadlineBuckets
 
 
 class _Missing(enum.Enum):
@@ -28,32 +43,72 @@ class _Missing(enum.Enum):
 MISSING: Final = _Missing.MISSING
 
 
-class Keyspace:
-    """The data and the counters that describe how it is used."""
+class KvList(deque[Any]):
+    """The value of a list key."""
 
-    __slots__ = ("data", "dirty", "hits", "misses")
+    __slots__ = ()
+
+
+class KvHash(dict[Key, Any]):
+    """The value of a hash key: field -> value."""
+
+    __slots__ = ()
+
+
+CONTAINERS: Final = frozenset({KvList, KvHash})
+"""The value classes that are not string values (GET on them is WRONGTYPE)."""
+
+
+def wrong_type() -> WrongTypeError:
+    """Redis's error for a command applied to a key of another type."""
+    return WrongTypeError("Operation against a key holding the wrong kind of value")
+
+
+def type_name(value: object) -> str:
+    """TYPE's name for a stored value."""
+    kind = type(value)
+    return "list" if kind is KvList else "hash" if kind is KvHash else "string"
+
+
+def now_ms() -> int:
+    """The clock deadlines are kept in: Unix time in milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class Keyspace:
+    """The data, the deadlines, and the counters that describe how they are used."""
+
+    __slots__ = ("buckets", "data", "dirty", "expired", "expires", "hits", "misses")
 
     def __init__(self) -> None:
         self.data: dict[Key, object] = {}
+        self.expires: dict[Key, int] = {}
+        """Deadline of every key that has one."""
+        self.buckets = DeadlineBuckets()
+        """The same deadlines grouped by time, for the background expiry."""
         self.hits = 0
         """Reads that found their key (INFO keyspace_hits)."""
         self.misses = 0
         """Reads that did not (INFO keyspace_misses)."""
         self.dirty = 0
         """Changes made since start-up (persistence counts them since the last save)."""
+        self.expired = 0
+        """Keys removed because their deadline passed (INFO expired_keys)."""
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def __contains__(self, key: Key) -> bool:
-        return key in self.data
-
     def __iter__(self) -> Iterator[Key]:
+        """Every key, expired or not; callers that answer clients check ``peek``."""
         return iter(self.data)
+
+    # Lookups. Each one drops the key first if its deadline has passed.
 
     def read(self, key: Key) -> object:
         """The value of ``key`` or :data:`MISSING`, counted as a hit or a miss."""
         value = self.data.get(key, MISSING)
+        if value is not MISSING and self.expires and key in self.expires and self._lapsed(key):
+            value = MISSING
         if value is MISSING:
             self.misses += 1
         else:
@@ -61,27 +116,123 @@ class Keyspace:
         return value
 
     def peek(self, key: Key) -> object:
-        """The value of ``key`` or :data:`MISSING`, for commands that are about to write."""
-        return self.data.get(key, MISSING)
+        """The value of ``key`` or :data:`MISSING`, uncounted (for writes and internal use)."""
+        value = self.data.get(key, MISSING)
+        if value is not MISSING and self.expires and key in self.expires and self._lapsed(key):
+            return MISSING
+        return value
 
-    def type_of(self, key: Key) -> str:
-        """The key's type as TYPE names it: ``string`` or ``none``."""
-        return "none" if self.read(key) is MISSING else "string"
+    def read_as(self, key: Key, kind: type[Any]) -> Any:
+        """The value of ``key`` if it is a ``kind`` (KvList, KvHash), None if missing."""
+        value = self.read(key)
+        if value is MISSING:
+            return None
+        if type(value) is not kind:
+            raise wrong_type()
+        return value
+
+    def peek_as(self, key: Key, kind: type[Any]) -> Any:
+        """``read_as`` for commands about to write: uncounted."""
+        value = self.peek(key)
+        if value is MISSING:
+            return None
+        if type(value) is not kind:
+            raise wrong_type()
+        return value
+
+    def deadline(self, key: Key) -> int | None:
+        """The key's deadline (Unix ms), or None; the caller has checked that it exists."""
+        return self.expires.get(key)
+
+    def random_key(self) -> Key | None:
+        """A key chosen uniformly at random, or None; O(n), as dicts have no random access."""
+        for _ in range(100):
+            if not self.data:
+                return None
+            index = random.randrange(len(self.data))
+            key = next(itertools.islice(self.data, index, None))
+            if self.peek(key) is not MISSING:
+                return key
+        return None
+
+    # Changes.
 
     def set(self, key: Key, value: object) -> None:
+        """Store ``value`` under ``key``, replacing any old value and its deadline (SET)."""
+        self.data[key] = value
+        if self.expires and key in self.expires:
+            self.buckets.discard(key, self.expires.pop(key))
+        self.dirty += 1
+
+    def replace(self, key: Key, value: object) -> None:
+        """Store a new value for an existing key, keeping its deadline (INCR, APPEND)."""
         self.data[key] = value
         self.dirty += 1
 
+    def add(self, key: Key, value: KvList | KvHash) -> None:
+        """Store a new list or hash under a key that is missing; it is filled next."""
+        self.data[key] = value
+
+    def changed(self, key: Key, value: KvList | KvHash) -> None:
+        """Report a list or hash changed in place; an empty one is deleted, as in Redis."""
+        self.dirty += 1
+        if not value:
+            self.delete(key)
+
     def delete(self, key: Key) -> bool:
-        """Remove ``key``; whether it existed."""
-        if self.data.pop(key, MISSING) is MISSING:
+        """Remove ``key``; whether it existed (an expired key did not)."""
+        if self.peek(key) is MISSING:
             return False
+        self._remove(key)
         self.dirty += 1
         return True
+
+    def set_deadline(self, key: Key, deadline: int | None) -> None:
+        """Give an existing key a deadline (Unix ms), or remove it with None."""
+        old = self.expires.pop(key, None)
+        if old is not None:
+            self.buckets.discard(key, old)
+        if deadline is not None:
+            self.expires[key] = deadline
+            self.buckets.add(key, deadline)
+        self.dirty += 1
 
     def flush(self) -> int:
         """Remove every key; how many there were."""
         count = len(self.data)
         self.data = {}
+        self.expires = {}
+        self.buckets = DeadlineBuckets()
         self.dirty += count
         return count
+
+    def expire_due(self, budget_s: float) -> bool:
+        """Remove keys whose deadline passed, for at most ``budget_s``; whether any remain."""
+        now = now_ms()
+        clock = time.perf_counter
+        stop = clock() + budget_s
+        for batch in self.buckets.due(now):
+            # A key is in the bucket of its current deadline, and these buckets' time
+            # has passed: every key here is due.
+            for key in batch:
+                self._remove(key)
+            self.expired += len(batch)
+            self.dirty += len(batch)
+            if clock() >= stop:
+                return self.buckets.has_due(now)
+        return False
+
+    def _lapsed(self, key: Key) -> bool:
+        """Drop ``key`` if its deadline has passed; whether it did."""
+        if self.expires[key] > now_ms():
+            return False
+        self._remove(key)
+        self.expired += 1
+        self.dirty += 1
+        return True
+
+    def _remove(self, key: Key) -> None:
+        del self.data[key]
+        deadline = self.expires.pop(key, None)
+        if deadline is not None:
+            self.buckets.discard(key, deadline)

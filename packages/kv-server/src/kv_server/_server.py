@@ -27,6 +27,7 @@ import trio
 
 from ._config import ServerConfig
 from ._connection import SocketTransport, serve_connection
+from ._expiry import expire_forever
 from ._state import ServerState
 
 log = logging.getLogger("kv_server")
@@ -58,6 +59,7 @@ async def serve(
                                       handler_nursery=connections))
                 if handle_signals:
                     front.start_soon(_watch_signals, state)
+                front.start_soon(expire_forever, state.keyspace)
                 task_status.started(state)
                 await state.wait_for_shutdown_request()
                 log.info("shutting down: no longer accepting connections")

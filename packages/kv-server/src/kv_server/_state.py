@@ -12,6 +12,7 @@ from kv_protocol.handshake import Credentials
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._keyspace import Keyspace
+from ._scan import Cursors
 from ._session import Sessions
 from ._stats import Stats
 from ._version import __version__
@@ -25,6 +26,8 @@ class ServerState:
         # Derived once per start; the password text itself is not kept here.
         self.credentials = Credentials.from_password(config.password, config.auth_iterations)
         self.keyspace = Keyspace()
+        self.cursors = Cursors()
+        """Open SCAN cursors, shared by all connections as Redis's are."""
         self.stats = Stats()
         self.sessions = Sessions()
         self.dispatcher = Dispatcher(self.stats, config.max_frame_bytes)

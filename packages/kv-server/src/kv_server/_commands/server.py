@@ -69,13 +69,15 @@ def _stats(state: ServerState) -> dict[str, object]:
         "total_protocol_errors": stats.protocol_errors,
         "keyspace_hits": keyspace.hits,
         "keyspace_misses": keyspace.misses,
+        "expired_keys": keyspace.expired,
         "total_net_input_bytes": stats.net_input_bytes,
         "total_net_output_bytes": stats.net_output_bytes,
     }
 
 
 def _keyspace(state: ServerState) -> dict[str, object]:
-    return {"keys": len(state.keyspace)}
+    return {"keys": len(state.keyspace), "expires": len(state.keyspace.expires),
+            "scan_cursors": len(state.cursors)}
 
 
 def _commandstats(state: ServerState) -> dict[str, object]:

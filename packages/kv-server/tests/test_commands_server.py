@@ -41,7 +41,7 @@ def test_info_counts(call: Call) -> None:
     with pytest.raises(ServerError):
         call("GET")
     info = call("INFO", "all")
-    assert info["keyspace"] == {"keys": 1}
+    assert info["keyspace"] == {"keys": 1, "expires": 0, "scan_cursors": 0}
     assert info["stats"]["keyspace_hits"] == 1
     assert info["stats"]["keyspace_misses"] == 1
     assert info["stats"]["total_error_replies"] == 1

@@ -27,7 +27,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from kv_protocol.errors import WrongTypeError
@@ -78,9 +78,11 @@ def now_ms() -> int:
 class Keyspace:
     """The data, the deadlines, and the counters that describe how they are used."""
 
-    __slots__ = ("buckets", "data", "dirty", "expired", "expires", "hits", "misses")
+    __slots__ = ("buckets", "clock", "data", "dirty", "expired", "expires", "hits", "misses")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = now_ms) -> None:
+        self.clock = clock
+        """Unix time in milliseconds; tests and (later) transactions substitute their own."""
         self.data: dict[Key, object] = {}
         self.expires: dict[Key, int] = {}
         """Deadline of every key that has one."""
@@ -208,7 +210,7 @@ class Keyspace:
 
     def expire_due(self, budget_s: float) -> bool:
         """Remove keys whose deadline passed, for at most ``budget_s``; whether any remain."""
-        now = now_ms()
+        now = self.clock()
         clock = time.perf_counter
         stop = clock() + budget_s
         for batch in self.buckets.due(now):
@@ -224,7 +226,7 @@ class Keyspace:
 
     def _lapsed(self, key: Key) -> bool:
         """Drop ``key`` if its deadline has passed; whether it did."""
-        if self.expires[key] > now_ms():
+        if self.expires[key] > self.clock():
             return False
         self._remove(key)
         self.expired += 1

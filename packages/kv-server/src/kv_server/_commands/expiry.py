@@ -11,7 +11,7 @@ from typing import Any, Final
 from kv_protocol.errors import OutOfRangeError
 from kv_protocol.values import Key
 from kv_server._dispatch import command
-from kv_server._keyspace import MISSING, Keyspace, now_ms
+from kv_server._keyspace import MISSING, Keyspace
 from kv_server._session import Session
 
 INT64_MIN: Final = -(2**63)
@@ -25,7 +25,8 @@ def _invalid(command: str) -> OutOfRangeError:
     return OutOfRangeError(f"invalid expire time in '{command}' command")
 
 
-def to_deadline(amount: int, scale: int, absolute: bool, command: str, *, positive: bool) -> int:
+def to_deadline(keyspace: Keyspace, amount: int, scale: int, absolute: bool, command: str, *,
+                positive: bool) -> int:
     """The deadline for ``amount`` seconds (scale 1000) or milliseconds (scale 1).
 
     SET and its relatives need a positive time; EXPIRE takes any, and one in the
@@ -36,25 +37,26 @@ def to_deadline(amount: int, scale: int, absolute: bool, command: str, *, positi
     scaled = amount * scale
     if not INT64_MIN <= scaled <= INT64_MAX:
         raise _invalid(command)
-    deadline = scaled if absolute else scaled + now_ms()
+    deadline = scaled if absolute else scaled + keyspace.clock()
     if deadline > INT64_MAX:
         raise _invalid(command)
     return deadline
 
 
-def deadline_from_options(options: dict[str, object], command: str) -> int | None:
+def deadline_from_options(keyspace: Keyspace, options: dict[str, object], command: str
+                          ) -> int | None:
     """The deadline an EX, PX, EXAT or PXAT option asks for, or None."""
     for word, scale, absolute in _OPTION_UNITS:
         amount = options.get(word)
         if amount is not None:
             assert type(amount) is int  # parse_options checked the kind
-            return to_deadline(amount, scale, absolute, command, positive=True)
+            return to_deadline(keyspace, amount, scale, absolute, command, positive=True)
     return None
 
 
 def apply_deadline(keyspace: Keyspace, key: Key, deadline: int) -> None:
     """Give an existing key ``deadline``; one that has passed deletes the key now."""
-    if deadline <= now_ms():
+    if deadline <= keyspace.clock():
         keyspace.delete(key)
     else:
         keyspace.set_deadline(key, deadline)
@@ -62,7 +64,7 @@ def apply_deadline(keyspace: Keyspace, key: Key, deadline: int) -> None:
 
 def _expire(ctx: Session, argv: list[Any], scale: int, absolute: bool) -> int:
     keyspace, key = ctx.keyspace, argv[1]
-    deadline = to_deadline(argv[2], scale, absolute, argv[0].lower(), positive=False)
+    deadline = to_deadline(keyspace, argv[2], scale, absolute, argv[0].lower(), positive=False)
     if keyspace.peek(key) is MISSING:
         return 0
     if len(argv) > 3:
@@ -107,7 +109,7 @@ def _time_left(ctx: Session, key: Key, *, milliseconds: bool, absolute: bool) ->
         return -1
     if absolute:
         return deadline if milliseconds else deadline // 1000
-    left = max(deadline - now_ms(), 0)
+    left = max(deadline - keyspace.clock(), 0)
     return left if milliseconds else (left + 500) // 1000
 
 

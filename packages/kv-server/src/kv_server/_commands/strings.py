@@ -60,7 +60,7 @@ def set_(ctx: Session, argv: list[Any]) -> object:
         return OK
     options = _SET_OPTIONS(argv)
     key = argv[1]
-    deadline = deadline_from_options(options, "set")
+    deadline = deadline_from_options(keyspace, options, "set")
     old = keyspace.peek(key)
     get = "GET" in options
     if get and type(old) in CONTAINERS:
@@ -113,7 +113,7 @@ def getdel(ctx: Session, argv: list[Any]) -> object:
 def getex(ctx: Session, argv: list[Any]) -> object:
     keyspace, key = ctx.keyspace, argv[1]
     options = _GETEX_OPTIONS(argv) if len(argv) > 2 else {}
-    deadline = deadline_from_options(options, "getex")
+    deadline = deadline_from_options(keyspace, options, "getex")
     value = keyspace.read(key)
     if value is MISSING:
         return None
@@ -137,7 +137,7 @@ def setnx(ctx: Session, argv: list[Any]) -> int:
 
 def _set_with_ttl(ctx: Session, argv: list[Any], scale: int, name: str) -> str:
     keyspace, key = ctx.keyspace, argv[1]
-    deadline = to_deadline(argv[2], scale, False, name, positive=True)
+    deadline = to_deadline(keyspace, argv[2], scale, False, name, positive=True)
     keyspace.set(key, argv[3])
     keyspace.set_deadline(key, deadline)
     return OK

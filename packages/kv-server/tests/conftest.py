@@ -31,3 +31,23 @@ def call(state: ServerState, session: Session) -> Call:
         return decode_reply(state.dispatcher.execute(session, list(argv)))
 
     return run
+
+
+class FakeClock:
+    """A settable Unix-milliseconds clock for the keyspace."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+
+
+@pytest.fixture
+def clock(state: ServerState) -> FakeClock:
+    fake = FakeClock()
+    state.keyspace.clock = fake
+    return fake

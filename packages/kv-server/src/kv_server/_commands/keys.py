@@ -148,5 +148,5 @@ def dbsize(ctx: Session, argv: list[Any]) -> int:
 
 @command("OBJECT ENCODING")
 def object_encoding(ctx: Session, argv: list[Any]) -> str | None:
-    value = ctx.keyspace.peek(argv[1])
+    value = ctx.keyspace.peek(argv[2])  # a subcommand's arguments follow both words
     return None if value is MISSING else _ENCODINGS.get(type(value), type(value).__name__)

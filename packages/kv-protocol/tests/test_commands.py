@@ -10,13 +10,18 @@ from kv_protocol.commands import (
     ArgKind,
     CommandSpec,
     Flag,
+    Option,
+    accepts,
     arity_message,
     key,
     lookup,
+    options,
+    predicate,
     render_markdown,
     resolve,
     value,
 )
+from kv_protocol.errors import ArgumentTypeError, CommandSyntaxError, NotIntegerError
 
 DOCS = Path(__file__).parents[3] / "docs" / "commands.md"
 
@@ -134,3 +139,83 @@ def test_docs_commands_md_is_current() -> None:
 def test_docs_mention_every_command() -> None:
     text = render_markdown()
     assert all(f"### {spec.name}\n" in text for spec in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("name", "syntax", "low", "high"),
+    [
+        ("SET", ("SET key value [EX seconds | PX milliseconds | EXAT unix-time-seconds | "
+                "PXAT unix-time-milliseconds | KEEPTTL] [NX | XX] [GET]"), 2, 6),
+        ("LINSERT", "LINSERT key BEFORE|AFTER pivot element", 4, 4),
+        ("EXPIRE", "EXPIRE key seconds [NX|XX|GT|LT]", 2, 3),
+        ("SCAN", "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]", 1, 7),
+        ("HSET", "HSET key field value [field value ...]", 3, None),
+        ("OBJECT ENCODING", "OBJECT ENCODING key", 1, 1),
+    ],
+)
+def test_options_and_choices_derive_syntax_and_arity(name: str, syntax: str, low: int,
+                                                     high: int | None) -> None:
+    spec = BY_NAME[name]
+    assert (spec.syntax, spec.min_args, spec.max_args) == (syntax, low, high)
+
+
+def test_parse_options_reads_words_case_insensitively() -> None:
+    spec = BY_NAME["SET"]
+    assert spec.parse_options(["SET", "k", "v"]) == {}
+    assert spec.parse_options(["set", "k", "v", "ex", 10, "Nx", "GET"]) == {
+        "EX": 10, "NX": True, "GET": True}
+
+
+@pytest.mark.parametrize(
+    ("tail", "error"),
+    [
+        (["EX"], CommandSyntaxError),
+        (["EX", "10"], NotIntegerError),
+        (["NX", "XX"], CommandSyntaxError),
+        (["PX", 1, "EXAT", 2], CommandSyntaxError),
+        (["GET", "GET"], CommandSyntaxError),
+        (["SOON"], CommandSyntaxError),
+        ([5], CommandSyntaxError),
+    ],
+)
+def test_parse_options_refuses(tail: list[object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        BY_NAME["SET"].parse_options(["SET", "k", "v", *tail])
+
+
+def test_option_argument_kinds_are_checked() -> None:
+    scan = BY_NAME["SCAN"]
+    assert scan.parse_options(["SCAN", 0, "MATCH", b"a*", "TYPE", "list"]) == {
+        "MATCH": b"a*", "TYPE": "list"}
+    with pytest.raises(ArgumentTypeError):
+        scan.parse_options(["SCAN", 0, "MATCH", 5])
+
+
+def test_past_the_positionals_an_options_command_describes_its_options() -> None:
+    spec = BY_NAME["SET"]
+    assert spec.arg_at(1).kind is ArgKind.VALUE
+    assert spec.arg_at(2).kind is ArgKind.OPTIONS and spec.arg_at(5).kind is ArgKind.OPTIONS
+    assert spec.key_indices(4) == [0]
+
+
+def test_kind_checks() -> None:
+    assert accepts(ArgKind.NUMBER, 1) and accepts(ArgKind.NUMBER, 1.5)
+    assert not accepts(ArgKind.NUMBER, True) and not accepts(ArgKind.NUMBER, "1")
+    where = BY_NAME["LINSERT"].positional[1]
+    assert predicate(where)("before") and not predicate(where)("MIDDLE")
+    assert not predicate(where)(1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (options(Option("NX")), key()),
+        (value(optional=True), options(Option("NX"))),
+        (Arg("options", ArgKind.OPTIONS, optional=True),),
+        (Arg("where", ArgKind.CHOICE),),
+        (options(Option("KEY", key())),),
+    ],
+)
+def test_invalid_option_declarations_are_refused(args: tuple[Arg, ...]) -> None:
+    with pytest.raises(ValueError):
+        CommandSpec("BAD", "test", "Bad.", args)

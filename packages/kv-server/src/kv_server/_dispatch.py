@@ -83,30 +83,40 @@ def _check(arg: Arg) -> _Check:
 FastCheck = Callable[[list[Any]], bool]
 
 
+def _exact(offset: int, n: int, types: tuple[frozenset[type], ...]) -> FastCheck | None:
+    """A loop-free check for calls of exactly ``n`` entries, if there are at most 3 types.
+
+    Measured with callgrind, an explicit ``type(a[i]) in t`` costs half of the same
+    test in a loop and a fifth of one done with ``map``; per command that is a
+    tenth of dispatch.
+    """
+    if len(types) == 0:
+        return lambda argv: len(argv) == n
+    if len(types) == 1:
+        (t1,) = types
+        return lambda argv: len(argv) == n and type(argv[offset]) in t1
+    if len(types) == 2:
+        t1, t2 = types
+        return lambda argv: (len(argv) == n and type(argv[offset]) in t1
+                             and type(argv[offset + 1]) in t2)
+    if len(types) == 3:
+        t1, t2, t3 = types
+        return lambda argv: (len(argv) == n and type(argv[offset]) in t1
+                             and type(argv[offset + 1]) in t2 and type(argv[offset + 2]) in t3)
+    return None
+
+
 def _fast_check(offset: int, min_len: int, max_len: int, types: tuple[frozenset[type], ...],
                 tail: tuple[frozenset[type], ...]) -> FastCheck:
     """A check that passes valid calls of plain scalars with as few steps as possible.
 
     It answers True (valid) or False (look closer: maybe invalid, maybe a list or
-    map value). The shapes most commands have, a fixed count of one to three
-    arguments, get a closure without a loop: measured with callgrind, an explicit
-    ``type(a[i]) in t`` costs half of the same test in a loop and a fifth of one
-    done with ``map``; per command that is a tenth of dispatch.
+    map value). The call with only the required arguments (``SET k v``, ``LPUSH k
+    v``, ``RPOP k``), the one clients send most, is tested first without a loop.
     """
-    if not tail and min_len == max_len and len(types) <= 3:
-        n = min_len
-        if len(types) == 0:
-            return lambda argv: len(argv) == n
-        if len(types) == 1:
-            (t1,) = types
-            return lambda argv: len(argv) == n and type(argv[offset]) in t1
-        if len(types) == 2:
-            t1, t2 = types
-            return lambda argv: (len(argv) == n and type(argv[offset]) in t1
-                                 and type(argv[offset + 1]) in t2)
-        t1, t2, t3 = types
-        return lambda argv: (len(argv) == n and type(argv[offset]) in t1
-                             and type(argv[offset + 1]) in t2 and type(argv[offset + 2]) in t3)
+    exact = _exact(offset, min_len, types[:min_len - offset])
+    if exact is not None and not tail and min_len == max_len:
+        return exact
 
     def general(argv: list[Any]) -> bool:
         n = len(argv)
@@ -121,7 +131,9 @@ def _fast_check(offset: int, min_len: int, max_len: int, types: tuple[frozenset[
                 return False
         return True
 
-    return general
+    if exact is None:
+        return general
+    return lambda argv: exact(argv) or general(argv)
 
 
 @dataclass(slots=True, eq=False)

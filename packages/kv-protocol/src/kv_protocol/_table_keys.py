@@ -15,7 +15,9 @@ _EXPIRE_NOTES: Final = (
     "failed: NX only when the key has none, XX only when it has one, GT only when the "
     "new one is later, LT only when it is earlier (no time to live counts as infinitely "
     "late, as in Redis). A time that has passed deletes the key. The deadline is stored "
-    "as an absolute Unix time in milliseconds."
+    "as an absolute Unix time in milliseconds. An expired key is gone for every "
+    "command at once, and the server reclaims its memory in the background within "
+    "about a quarter of a second of the deadline even if nobody reads it again."
 )
 _TTL_NOTES: Final = "-2 when the key is missing, -1 when it has no time to live (as Redis)."
 

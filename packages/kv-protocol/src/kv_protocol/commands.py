@@ -124,6 +124,15 @@ def render_markdown() -> str:
         "`readonly` commands only read it, `admin` commands act on the server or other",
         "clients, `loading-ok` commands are served while the dataset is loading.",
         "",
+        "kv follows Redis's semantics (negative indices, clamped ranges, counts, return",
+        "values, lists and hashes deleted when emptied, which writes keep a time to live)",
+        "except where typed values change things; each command's notes say where. The",
+        "general rules: a value keeps its type, so commands that treat a string as a number",
+        "(INCR) or as bytes (APPEND, SETRANGE) need a value of that type; values compare",
+        "with their types (1, 1.0, `\"1\"` and true are four different values); floats are",
+        "64-bit (Redis's INCRBYFLOAT uses long double); errors carry a code (see",
+        "docs/protocol.md) rather than Redis's message prefix.",
+        "",
     ]
     groups: dict[str, list[CommandSpec]] = {}
     for spec in COMMANDS:

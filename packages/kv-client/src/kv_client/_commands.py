@@ -3,17 +3,28 @@
 Each method's docstring is its command's summary in ``kv_protocol.commands``;
 tests/test_methods_match_table.py checks that every command has a method, that
 every method names a command, and that the docstrings match, so the table and the
-client cannot drift apart. Methods of commands that answer a status such as
-``OK`` return ``True``, as redis-py's do; ``execute()`` returns replies untouched.
+client cannot drift apart. Methods are grouped by the table's families, one mixin
+module each (``_commands_strings.py``, ``_commands_keys.py``, ``_commands_lists.py``,
+``_commands_hashes.py``); :class:`Commands` mixes them together and adds the
+connection and server commands.
+
+Replies: commands that answer a status such as ``OK`` return ``True``, as
+redis-py's do (SET without GET returns False when NX or XX stopped it), integer
+replies are ints, and keyword options are keyword-only arguments that send the
+table's words (``set(k, v, ex=10, nx=True)`` sends ``SET k v EX 10 NX``).
+``execute()`` returns replies untouched.
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Mapping
 from typing import Any, Final
 
-from kv_protocol.values import Key, Value
+from kv_protocol.values import Value
+
+from ._commands_hashes import HashCommands
+from ._commands_keys import KeyCommands
+from ._commands_lists import ListCommands
+from ._commands_strings import StringCommands
 
 # Method names that cannot be the command's name in lower case.
 METHOD_NAMES: Final = {"DEL": "delete"}
@@ -32,16 +43,11 @@ class _NoMessage:
 _NO_MESSAGE: Final = _NoMessage()
 
 
-class Commands(abc.ABC):
-    """The command methods, for any class that can run a command."""
+class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
+    """The command methods, for any class that can run a command.
 
-    @abc.abstractmethod
-    def execute_command(self, *args: object) -> Any:
-        """Send one command and return its reply, raising error replies."""
-
-    def _status(self, *args: object) -> bool:
-        self.execute_command(*args)
-        return True
+    A subclass provides ``execute_command``.
+    """
 
     # connection
     def ping(self, message: Value | _NoMessage = _NO_MESSAGE) -> Any:
@@ -73,58 +79,6 @@ class Commands(abc.ABC):
     def client_kill(self, *ids: int) -> int:
         """Close the connections with the given ids."""
         return int(self.execute_command("CLIENT", "KILL", "ID", *ids))
-
-    # strings
-    def set(self, key: Key, value: Value) -> bool:
-        """Set a key to a value."""
-        return self._status("SET", key, value)
-
-    def get(self, key: Key) -> Any:
-        """The value of a key, or null."""
-        return self.execute_command("GET", key)
-
-    def getset(self, key: Key, value: Value) -> Any:
-        """Set a key and return its old value."""
-        return self.execute_command("GETSET", key, value)
-
-    def mset(self, mapping: Mapping[Key, Value]) -> bool:
-        """Set several keys at once."""
-        return self._status("MSET", *(item for pair in mapping.items() for item in pair))
-
-    def mget(self, *keys: Key) -> list[Any]:
-        """The values of several keys."""
-        values: list[Any] = self.execute_command("MGET", *keys)
-        return values
-
-    def append(self, key: Key, value: str | bytes) -> int:
-        """Append text or bytes to a value; answer its new length."""
-        return int(self.execute_command("APPEND", key, value))
-
-    def strlen(self, key: Key) -> int:
-        """The length of a text or bytes value."""
-        return int(self.execute_command("STRLEN", key))
-
-    # keyspace
-    def delete(self, *keys: Key) -> int:
-        """Delete keys; answer how many existed."""
-        return int(self.execute_command("DEL", *keys))
-
-    def exists(self, *keys: Key) -> int:
-        """Count how many of the keys exist."""
-        return int(self.execute_command("EXISTS", *keys))
-
-    def type(self, key: Key) -> str:
-        """The type of a key: string, list, hash, or none."""
-        return str(self.execute_command("TYPE", key))
-
-    def keys(self, pattern: str | bytes = "*") -> list[Key]:
-        """Every key matching a glob pattern."""
-        found: list[Key] = self.execute_command("KEYS", pattern)
-        return found
-
-    def dbsize(self) -> int:
-        """The number of keys."""
-        return int(self.execute_command("DBSIZE"))
 
     # server
     def flushall(self) -> bool:

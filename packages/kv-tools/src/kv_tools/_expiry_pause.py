@@ -1,0 +1,142 @@
+"""The expiry benchmark: do a million keys that expire together stall other clients?
+
+It loads N keys that share one deadline (the worst case for active expiry: all of
+them are due in the same moment), then runs a PING loop on another connection
+from two seconds before the deadline until the server holds no keys. The longest
+PING round trip during the expiry, beside the longest in the quiet seconds
+before it, is the pause that active expiry causes; the time from the deadline to
+an empty keyspace says how fast memory comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from kv_client import ClientConfig
+from kv_client._sync import SyncConnection
+from kv_protocol.framing import FrameDecoder, encode_frame
+
+BATCH: Final = 2000
+LOAD_BUDGET_S: Final = 60.0
+QUIET_S: Final = 2.0
+DRAIN_LIMIT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryReport:
+    keys: int
+    load_s: float
+    quiet_max_ms: float
+    quiet_p99_ms: float
+    expiry_max_ms: float
+    expiry_p99_ms: float
+    expiry_p50_ms: float
+    pings_during_expiry: int
+    drain_s: float
+    rss_before: int
+    rss_after: int
+
+    def render(self) -> str:
+        return "\n".join([
+            f"keys loaded          {self.keys:,} in {self.load_s:.1f} s (one shared deadline)",
+            f"PING before deadline max {self.quiet_max_ms:.2f} ms, p99 {self.quiet_p99_ms:.2f} ms",
+            (f"PING during expiry   max {self.expiry_max_ms:.2f} ms, p99 {self.expiry_p99_ms:.2f} ms, "
+            f"p50 {self.expiry_p50_ms:.3f} ms ({self.pings_during_expiry:,} pings)"),
+            f"deadline -> no keys  {self.drain_s:.2f} s",
+            (f"server RSS           {self.rss_before / 2**20:.0f} MiB loaded, "
+            f"{self.rss_after / 2**20:.0f} MiB after expiry"),
+        ])
+
+
+class _Connection:
+    def __init__(self, host: str, port: int, password: str) -> None:
+        config = ClientConfig(password, host=host, port=port, name="kv-bench-expiry", timeout_s=60)
+        self.sock: socket.socket = SyncConnection(config).sock
+        self.decoder = FrameDecoder()
+        self.pending: list[object] = []
+
+    def send(self, *commands: list[object]) -> None:
+        self.sock.sendall(b"".join(encode_frame(c) for c in commands))
+
+    def replies(self, count: int) -> list[object]:
+        while len(self.pending) < count:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.pending += self.decoder.feed(data)
+        taken, self.pending = self.pending[:count], self.pending[count:]
+        for reply in taken:
+            if not (isinstance(reply, list) and reply and reply[0] == 0):
+                raise RuntimeError(f"error reply: {reply!r}")
+        return [reply[1] for reply in taken]  # type: ignore[index]
+
+    def call(self, *argv: object) -> object:
+        self.send(list(argv))
+        return self.replies(1)[0]
+
+    def rss(self) -> int:
+        info = self.call("INFO", "memory")
+        return int(info["memory"]["used_memory_rss"])  # type: ignore[index]
+
+
+def run(host: str, port: int, password: str, keys: int) -> ExpiryReport:
+    loader, pinger = _Connection(host, port, password), _Connection(host, port, password)
+    started = time.monotonic()
+    deadline_ms = time.time_ns() // 1_000_000 + int(LOAD_BUDGET_S * 1000)
+    for first in range(0, keys, BATCH):
+        numbers = range(first, min(first + BATCH, keys))
+        loader.send(*[["SET", f"ttl:{n:012d}", "abc", "PXAT", deadline_ms] for n in numbers])
+        loader.replies(len(numbers))
+    load_s = time.monotonic() - started
+    rss_before = loader.rss()
+    # Wait for the deadline, then watch a PING loop around it.
+    deadline = started + LOAD_BUDGET_S
+    time.sleep(max(deadline - QUIET_S - time.monotonic(), 0))
+    quiet: list[float] = []
+    during: list[float] = []
+    drained_at = deadline
+    last_check = 0.0
+    while True:
+        sent = time.perf_counter()
+        pinger.call("PING")
+        now = time.perf_counter()
+        (during if time.monotonic() >= deadline else quiet).append(now - sent)
+        if time.monotonic() >= deadline and now - last_check > 0.02:
+            last_check = now
+            if pinger.call("DBSIZE") == 0:
+                drained_at = time.monotonic()
+                break
+            if time.monotonic() > deadline + DRAIN_LIMIT_S:
+                raise RuntimeError(f"keys still present {DRAIN_LIMIT_S} s after their deadline")
+    ms = [x * 1000 for x in during]
+    quiet_ms = [x * 1000 for x in quiet]
+    return ExpiryReport(
+        keys=keys, load_s=load_s,
+        quiet_max_ms=max(quiet_ms), quiet_p99_ms=_p99(quiet_ms),
+        expiry_max_ms=max(ms), expiry_p99_ms=_p99(ms), expiry_p50_ms=statistics.median(ms),
+        pings_during_expiry=len(ms), drain_s=drained_at - deadline,
+        rss_before=rss_before, rss_after=loader.rss(),
+    )
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kv_tools._expiry_pause", description=__doc__)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=6378)
+    parser.add_argument("-a", "--password", required=True)
+    parser.add_argument("-n", "--keys", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    print(run(args.host, args.port, args.password, args.keys).render())
+
+
+if __name__ == "__main__":
+    main()

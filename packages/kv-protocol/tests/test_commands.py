@@ -145,7 +145,7 @@ def test_docs_mention_every_command() -> None:
     ("name", "syntax", "low", "high"),
     [
         ("SET", ("SET key value [EX seconds | PX milliseconds | EXAT unix-time-seconds | "
-                "PXAT unix-time-milliseconds | KEEPTTL] [NX | XX] [GET]"), 2, 6),
+                "PXAT unix-time-milliseconds | KEEPTTL] [NX | XX] [GET]"), 2, 14),
         ("LINSERT", "LINSERT key BEFORE|AFTER pivot element", 4, 4),
         ("EXPIRE", "EXPIRE key seconds [NX|XX|GT|LT]", 2, 3),
         ("SCAN", "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]", 1, 7),

@@ -17,7 +17,7 @@ class KeyCommands(CommandsBase):
         return int(self.execute_command("DEL", *keys))
 
     def unlink(self, *keys: Key) -> int:
-        """Delete keys; answer how many existed."""
+        """Delete keys, as DEL does; answer how many existed."""
         return int(self.execute_command("UNLINK", *keys))
 
     def exists(self, *keys: Key) -> int:

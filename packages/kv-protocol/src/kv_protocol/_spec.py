@@ -159,11 +159,9 @@ class CommandSpec:
                 required += 0 if arg.optional else len(arg.flat)
         most = len(positional)
         if options is not None:
-            sizes: dict[str, int] = {}  # options of one group exclude each other
-            for index, option in enumerate(options.options):
-                group = option.group or f"#{index}"
-                sizes[group] = max(sizes.get(group, 0), 2 if option.arg else 1)
-            most += sum(sizes.values())
+            # Room for every option, so that a call naming two of one group (EX and
+            # PX) reaches parse_options and gets its syntax error, not an arity one.
+            most += sum(2 if option.arg else 1 for option in options.options)
         set_ = object.__setattr__
         set_(self, "positional", tuple(positional))
         set_(self, "tail", tail)

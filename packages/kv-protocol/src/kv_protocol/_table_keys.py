@@ -24,7 +24,7 @@ _TTL_NOTES: Final = "-2 when the key is missing, -1 when it has no time to live 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("DEL", "keyspace", "Delete keys; answer how many existed.",
                 (key(multiple=True),), _W, Reply.INTEGER),
-    CommandSpec("UNLINK", "keyspace", "Delete keys; answer how many existed.",
+    CommandSpec("UNLINK", "keyspace", "Delete keys, as DEL does; answer how many existed.",
                 (key(multiple=True),), _W, Reply.INTEGER,
                 notes="The same as DEL: kv frees memory at once in both (Redis frees in a "
                       "background thread for UNLINK; CPython frees when the last reference "

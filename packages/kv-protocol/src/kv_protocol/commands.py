@@ -104,6 +104,15 @@ def _render_keys(spec: CommandSpec) -> str:
     return f"argument {first}" if first == last else f"arguments {first} to {last}"
 
 
+def _render_arity(spec: CommandSpec) -> str:
+    if spec.options is not None:
+        return f"| arguments | {spec.min_args}, then options |"
+    if spec.max_args == spec.min_args:
+        return f"| arguments | {spec.min_args} |"
+    most = "any number" if spec.max_args is None else str(spec.max_args)
+    return f"| arguments | {spec.min_args} to {most} |"
+
+
 def _option_args(spec: CommandSpec) -> tuple[Arg, ...]:
     if spec.options is None:
         return ()
@@ -143,7 +152,6 @@ def render_markdown() -> str:
             flags = ", ".join(
                 f.name.lower().replace("_", "-") for f in Flag if f in spec.flags and f.name
             )
-            most = "any number" if spec.max_args is None else str(spec.max_args)
             declared = spec.positional + spec.tail + _option_args(spec)
             kinds = ", ".join(f"{a.name}: {a.kind.value}" for a in declared
                               if a.kind is not ArgKind.TOKEN)
@@ -156,8 +164,7 @@ def render_markdown() -> str:
                 "",
                 "| | |",
                 "|---|---|",
-                f"| arguments | {spec.min_args} to {most} |" if spec.max_args != spec.min_args
-                else f"| arguments | {spec.min_args} |",
+                _render_arity(spec),
                 f"| kinds | {kinds or 'none'} |",
                 f"| keys | {_render_keys(spec)} |",
                 f"| flags | {flags or 'none'} |",

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kv_server._commands.counters import add_float, add_integer
+from kv_protocol.errors import NotIntegerError
+from kv_server._commands.counters import INT64_MAX, INT64_MIN, add_float, add_integer
 from kv_server._commands.strings import byte_length, text_or_bytes
 from kv_server._dispatch import command
 from kv_server._keyspace import MISSING, KvHash
@@ -126,6 +127,9 @@ def _add_to_field(ctx: Session, argv: list[Any], add: Callable[[object, Any], An
 
 @command("HINCRBY")
 def hincrby(ctx: Session, argv: list[Any]) -> int:
+    # Redis checks the increment before the key: NOTINTEGER wins over WRONGTYPE.
+    if not INT64_MIN <= argv[3] <= INT64_MAX:
+        raise NotIntegerError("value is not an integer or out of range")
     result: int = _add_to_field(ctx, argv, add_integer)
     return result
 

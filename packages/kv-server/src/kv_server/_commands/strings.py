@@ -113,12 +113,13 @@ def getdel(ctx: Session, argv: list[Any]) -> object:
 def getex(ctx: Session, argv: list[Any]) -> object:
     keyspace, key = ctx.keyspace, argv[1]
     options = _GETEX_OPTIONS(argv) if len(argv) > 2 else {}
-    deadline = deadline_from_options(keyspace, options, "getex")
     value = keyspace.read(key)
     if value is MISSING:
         return None
     if type(value) in CONTAINERS:
         raise wrong_type()
+    # As in Redis, the time is checked only once the key is known to be a string.
+    deadline = deadline_from_options(keyspace, options, "getex")
     if deadline is not None:
         apply_deadline(keyspace, key, deadline)
     elif "PERSIST" in options and keyspace.deadline(key) is not None:

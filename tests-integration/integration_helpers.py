@@ -4,6 +4,10 @@
 data directory, waits for its ready line (which names the port it got), and the
 fixture stops it with SIGTERM afterwards, checking that it exits cleanly. Nothing is
 mocked: tests talk to it through kv_client or raw sockets.
+
+``start_redis_server`` does the same for a real redis-server (the differential tests
+compare kv with it): a free loopback port, a temporary directory, no persistence,
+ready once it answers PING.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +31,8 @@ from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
 PASSWORD = "integration-password"
 READY = re.compile(r"ready on (?P<addresses>.*) \(")
 START_TIMEOUT_S = 30.0
+REDIS_START_ATTEMPTS = 3
+"""Tries with a fresh port: another process may take the free port we picked first."""
 
 
 @dataclass
@@ -136,3 +144,70 @@ class RawConnection:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@dataclass
+class RedisProcess:
+    """A redis-server started by :func:`start_redis_server`."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    host: str = "127.0.0.1"
+
+    def stop(self, timeout_s: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"redis-server did not stop within {timeout_s} s") from None
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def redis_server_path() -> str | None:
+    """Where redis-server is, or None when it is not installed."""
+    return shutil.which("redis-server")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis_server(work_dir: Path) -> RedisProcess:
+    """Start redis-server on a free loopback port, without persistence; wait for PING."""
+    executable = redis_server_path()
+    assert executable is not None, "check redis_server_path() first"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / "redis.log"
+    for _ in range(REDIS_START_ATTEMPTS):
+        port = _free_port()
+        command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(work_dir), "--logfile", str(log_path)]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _answers_ping(port) and proc.poll() is None:  # ours, not a squatter's
+                return RedisProcess(proc, port, log_path)
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    log = log_path.read_text() if log_path.exists() else ""
+    raise AssertionError(f"redis-server did not start after {REDIS_START_ATTEMPTS} tries: {log}")

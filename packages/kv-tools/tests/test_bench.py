@@ -6,7 +6,7 @@ from kv_protocol.framing import FrameDecoder, encode_frame
 from kv_protocol.messages import encode_reply
 from kv_tools._bench import Measurement, build_parser, report, summarize
 from kv_tools._bench import main as bench_main
-from kv_tools._loadgen import TESTS, KvWire, ReferenceWire, RespWire, command, key_name
+from kv_tools._wire import TESTS, KvWire, ReferenceWire, RespWire, command, key_name
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -17,7 +17,12 @@ def test_defaults_follow_redis_benchmark() -> None:
     args = parse("-a", "pw")
     assert (args.host, args.port, args.clients, args.pipeline, args.data_size) == (
         "127.0.0.1", 6378, 50, 1, 3)
-    assert (args.tests, args.keyspace, args.procs, args.repeat) == ("set,get", 10_000, 2, 1)
+    assert (args.keyspace, args.procs, args.repeat) == (10_000, 2, 1)
+
+
+def test_the_default_runs_every_test() -> None:
+    assert parse("-a", "pw").tests == "ping,set,get,incr,lpush,rpush,lpop,rpop,hset,hget"
+    assert parse("-a", "pw", "-t", "set,lpush").tests == "set,lpush"
 
 
 @pytest.mark.parametrize(
@@ -54,6 +59,8 @@ def test_expected_replies() -> None:
     assert RespWire("h", 1).reply(TESTS["get"], b"xyz") == b"$3\r\nxyz\r\n"
     with pytest.raises(ValueError, match="only knows SET and GET"):
         ReferenceWire("h", 1).reply(TESTS["ping"], b"")
+    with pytest.raises(ValueError, match="only knows SET and GET"):
+        ReferenceWire("h", 1).reply(TESTS["incr"], b"")
 
 
 def test_summary_takes_medians_and_keeps_missing_cpu_missing() -> None:
@@ -69,6 +76,17 @@ def test_report_shows_ratios_on_kv_rows() -> None:
     kv_row = next(line for line in table.splitlines() if line.startswith("set    kv "))
     assert "60,000" in kv_row and "0.60x" in kv_row and "0.80x" in kv_row and "12.00" in kv_row
     assert "reference" in table and "-" in table.splitlines()[-1]
+
+
+def test_report_shows_dashes_for_a_test_a_server_lacks() -> None:
+    args = parse("-a", "pw", "-t", "set,lpush")
+    table = report(args, {("set", "kv"): [Measurement(60_000, 500, 900, 12.0)],
+                          ("set", "reference"): [Measurement(75_000, 400, 800, 11.0)],
+                          ("lpush", "kv"): [Measurement(50_000, 500, 900, 14.0)]})
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in table.splitlines()[3:]}
+    assert rows[("lpush", "reference")] == ["-", "-", "-", "-"]
+    assert rows[("lpush", "kv")] == ["50,000", "500", "900", "14.00", "-"]
+    assert rows[("set", "kv")][-1] == "0.80x"
 
 
 def test_the_password_stays_out_of_reprs() -> None:

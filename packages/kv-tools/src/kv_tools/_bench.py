@@ -1,7 +1,9 @@
 """``kv-bench``: load kv-server (and redis-server, and the reference server) the same way.
 
 Like redis-benchmark: ``-c`` connections spread over ``--procs`` processes, ``-n``
-requests, ``-P`` commands per batch, ``-t`` tests, ``-d`` value size, ``-r`` keyspace.
+requests, ``-P`` commands per batch, ``-t`` tests (all by default), ``-d`` value
+size, ``-r`` keyspace. A server that lacks a test's command (the reference server
+knows only SET and GET) skips it and shows "-".
 With ``--redis HOST:PORT`` (and ``--reference HOST:PORT``) the same workload runs
 against those servers in the same run, interleaved run by run, and the table shows
 the ratios, which are what is comparable on a shared, noisy machine. Figures are
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import socket
 import statistics
 import sys
@@ -24,7 +27,11 @@ from typing import Any
 
 from kv_client import Client
 
-from ._loadgen import TESTS, Job, KvWire, ReferenceWire, RespWire, Wire, WorkerResult, prefill, run_worker
+from ._loadgen import Job, WorkerResult, prepare, run_worker
+from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
+
+WORKER_START_TIMEOUT_S = 120.0  # spawning a process and its connections on a loaded machine
+WORKER_GRACE_S = 120.0  # past --seconds, for the last round and the results to arrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +87,23 @@ def _redis_pid(host: str, port: int) -> int | None:
 
 
 def _worker_main(job: Job, ready: Any, go: Any, results: Any) -> None:
-    results.put(run_worker(job, ready, go))
+    try:
+        results.put(run_worker(job, ready, go))
+    except Exception as exc:  # reported by the parent, which would otherwise wait for its timeout
+        message = f"{exc}" if isinstance(exc, RuntimeError) else f"{job.test.name}: {exc!r}"
+        ready.put(message)  # whichever of the two the parent is waiting on
+        results.put(message)
+
+
+def _get(source: Any, timeout: float) -> Any:
+    """The next item a worker sent; a worker's error message becomes a RuntimeError."""
+    try:
+        item = source.get(timeout=timeout)
+    except queue.Empty:
+        raise RuntimeError(f"a load process sent nothing within {timeout:.0f} s") from None
+    if isinstance(item, str):
+        raise RuntimeError(item)
+    return item
 
 
 def measure(target: Target, args: argparse.Namespace, test_name: str, run: int) -> Measurement:
@@ -98,15 +121,19 @@ def measure(target: Target, args: argparse.Namespace, test_name: str, run: int) 
     procs = [context.Process(target=_worker_main, args=(job, ready, go, results)) for job in jobs]
     for proc in procs:
         proc.start()
+    failed = True
     try:
         for _ in procs:
-            ready.get(timeout=120)
+            _get(ready, WORKER_START_TIMEOUT_S)
         cpu_before = _proc_cpu_s(target.pid)
         go.set()
-        done: list[WorkerResult] = [results.get(timeout=args.seconds + 120) for _ in procs]
+        done: list[WorkerResult] = [_get(results, args.seconds + WORKER_GRACE_S) for _ in procs]
         cpu_after = _proc_cpu_s(target.pid)
+        failed = False
     finally:
         for proc in procs:
+            if failed:  # the others would wait for "go", then load a server for nothing
+                proc.kill()
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
@@ -145,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", dest="requests", type=int, default=200_000,
                         help="requests per test and server (200000)")
     parser.add_argument("-P", dest="pipeline", type=int, default=1, help="commands per batch (1)")
-    parser.add_argument("-t", dest="tests", default="set,get",
-                        help=f"comma-separated tests: {', '.join(TESTS)} (set,get)")
+    parser.add_argument("-t", dest="tests", default=",".join(TESTS),
+                        help=f"comma-separated tests (all): {', '.join(TESTS)}")
     parser.add_argument("-d", dest="data_size", type=int, default=3, help="value size in bytes (3)")
     parser.add_argument("-r", dest="keyspace", type=int, default=10_000,
                         help="random keys drawn from this many (10000)")
@@ -202,6 +229,10 @@ def summarize(runs: Sequence[Measurement]) -> Measurement:
     )
 
 
+def _ratio(kv: float | None, other: Measurement | None) -> str:
+    return "-" if kv is None or other is None else f"{kv / other.requests_per_s:.2f}x"
+
+
 def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:
     """The table: one row per test and server, ratios on kv's rows."""
     lines = [
@@ -214,15 +245,19 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measure
     ]
     labels = [label for label in ("kv", "redis", "reference") if any(key[1] == label for key in results)]
     for test in args.tests.split(","):
-        medians = {label: summarize(results[(test, label)]) for label in labels}
-        kv = medians["kv"].requests_per_s
-        for label, m in medians.items():
-            ratios = [f"{kv / medians[other].requests_per_s:.2f}x"
-                      if label == "kv" and other in medians else "" for other in ("redis", "reference")]
+        medians = {label: summarize(results[(test, label)]) for label in labels if (test, label) in results}
+        kv = medians["kv"].requests_per_s if "kv" in medians else None
+        for label in labels:
+            if label not in medians:  # the server lacks the command: skipped, not faked
+                lines.append(f"{test:6} {label:10} {'-':>12} {'-':>9} {'-':>9} {'-':>11}")
+                continue
+            m = medians[label]
+            ratios = [_ratio(kv, medians.get(other)) if label == "kv" and other in labels else ""
+                      for other in ("redis", "reference")]
             lines.append(
                 f"{test:6} {label:10} {_fmt(m.requests_per_s):>12} {_fmt(m.p50_us):>9} "
                 f"{_fmt(m.p99_us):>9} {_fmt(m.cpu_us_per_request, 2):>11} "
-                f"{ratios[0]:>9} {ratios[1]:>7}")
+                f"{ratios[0]:>9} {ratios[1]:>7}".rstrip())
     return "\n".join(lines)
 
 
@@ -233,16 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         found = targets(args)
         value = b"x" * args.data_size
-        for test in args.tests.split(","):
-            if TESTS[test].prefill:
-                for target in found:
-                    prefill(target.wire, args.keyspace, value)
+        # More than a run can send: -n, or one batch per connection when a process's
+        # share of -n is smaller, plus the warm-up batch of each connection.
+        most = args.requests + 2 * args.clients * args.pipeline
         results: dict[tuple[str, str], list[Measurement]] = {}
         for run in range(args.repeat):
-            for test in args.tests.split(","):
+            for name in args.tests.split(","):
                 for target in found:
-                    results.setdefault((test, target.label), []).append(
-                        measure(target, args, test, run))
+                    if not target.wire.supports(TESTS[name]):
+                        continue
+                    prepare(target.wire, TESTS[name], args.keyspace, value, pops=most)
+                    results.setdefault((name, target.label), []).append(
+                        measure(target, args, name, run))
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"kv-bench: {exc}", file=sys.stderr)
         return 1

@@ -1,15 +1,14 @@
-"""The load-generating worker of kv-bench: blocking sockets, batches, exact replies.
+"""The load-generating worker of kv-bench: blocking sockets, batches, checked replies.
 
 Each worker process holds several connections. Every round it sends one batch of
-``pipeline`` commands on each connection, then reads each connection's replies. The
-replies of a test are known in advance, so checking them is a bytes comparison and
+``pipeline`` commands on each connection, then reads each connection's replies.
+Most tests' replies are known in advance, so checking them is a bytes comparison and
 the loader spends its CPU on the sockets, not on decoding (as ../shared/bench's
-loadgen). Latency is the round trip of a batch: from its send to the last byte of
-its replies.
+loadgen); the others are counted and checked for errors (see ``_wire``). Latency is
+the round trip of a batch: from its send to the last byte of its replies.
 
-Three wire formats share the workload: kv (handshake, then ``[0, value]`` replies),
-RESP for redis-server, and the bare CBOR frames of the reference server in
-../shared/bench (no handshake, bare values).
+Each worker builds 64 batches of random keys up front and cycles through them, so
+that drawing keys costs nothing during the run.
 """
 
 from __future__ import annotations
@@ -18,110 +17,20 @@ import random
 import socket
 import time
 from array import array
-from dataclasses import dataclass, field
-from typing import Final, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Final
 
-from kv_client import ClientConfig
-from kv_client._sync import SyncConnection
-from kv_protocol.framing import encode_frame
-from kv_protocol.messages import encode_reply
+from ._wire import HASH_FIELDS, LIST_KEY, Test, Wire, command, field_name, key_name
 
-KEY_WIDTH: Final = 12  # key:000000000042 is 16 characters, like redis-benchmark's keys
-
-
-def key_name(number: int) -> str:
-    return f"key:{number:0{KEY_WIDTH}d}"
-
-
-@dataclass(frozen=True, slots=True)
-class Test:
-    """One benchmark test: the command it sends and the reply it expects."""
-
-    name: str
-    command: tuple[str, ...]  # "{key}" and "{value}" are filled in per request
-    reply: str  # "ok", "value"
-    prefill: bool = False
-
-
-TESTS: Final = {
-    "ping": Test("ping", ("PING",), "pong"),
-    "set": Test("set", ("SET", "{key}", "{value}"), "ok"),
-    "get": Test("get", ("GET", "{key}"), "value", prefill=True),
-}
-
-
-class Wire(Protocol):
-    def connect(self) -> socket.socket: ...
-
-    def encode(self, parts: list[str | bytes]) -> bytes: ...
-
-    def reply(self, test: Test, value: bytes) -> bytes: ...
-
-
-def _tcp(host: str, port: int) -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=30)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-@dataclass(frozen=True, slots=True)
-class KvWire:
-    host: str
-    port: int
-    password: str = field(repr=False)
-
-    def connect(self) -> socket.socket:
-        connection = SyncConnection(ClientConfig(self.password, host=self.host, port=self.port,
-                                                 name="kv-bench", timeout_s=30))
-        return connection.sock
-
-    def encode(self, parts: list[str | bytes]) -> bytes:
-        return encode_frame(parts)
-
-    def reply(self, test: Test, value: bytes) -> bytes:
-        return encode_reply({"ok": "OK", "pong": "PONG", "value": value}[test.reply])
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceWire:
-    """The minimal server of ../shared/bench: no handshake, bare values both ways."""
-
-    host: str
-    port: int
-
-    def connect(self) -> socket.socket:
-        return _tcp(self.host, self.port)
-
-    def encode(self, parts: list[str | bytes]) -> bytes:
-        return encode_frame(parts)
-
-    def reply(self, test: Test, value: bytes) -> bytes:
-        if test.reply == "pong":
-            raise ValueError("the reference server only knows SET and GET")
-        return encode_frame({"ok": "OK", "value": value}[test.reply])
-
-
-@dataclass(frozen=True, slots=True)
-class RespWire:
-    host: str
-    port: int
-
-    def connect(self) -> socket.socket:
-        return _tcp(self.host, self.port)
-
-    def encode(self, parts: list[str | bytes]) -> bytes:
-        raw = [p.encode() if isinstance(p, str) else p for p in parts]
-        return b"*%d\r\n" % len(raw) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in raw)
-
-    def reply(self, test: Test, value: bytes) -> bytes:
-        if test.reply == "value":
-            return b"$%d\r\n%s\r\n" % (len(value), value)
-        return {"ok": b"+OK\r\n", "pong": b"+PONG\r\n"}[test.reply]
-
-
-def command(test: Test, number: int, value: bytes) -> list[str | bytes]:
-    fill: dict[str, str | bytes] = {"{key}": key_name(number), "{value}": value}
-    return [fill.get(part, part) for part in test.command]
+PREPARE_BATCH: Final = 500  # commands per write while preparing data
+LIST_CHUNK: Final = 1000  # elements per RPUSH while filling the list for the pop tests
+BATCHES: Final = 64  # distinct batches each worker cycles through
+# Room for a batch of replies that vary: an integer reply is at most 15 bytes in kv
+# and 23 in RESP; the rest leaves room to read an error reply whole.
+VARYING_REPLY_BYTES: Final = 64
+ERROR_ROOM_BYTES: Final = 64 * 1024
 
 
 def _recv_exact(sock: socket.socket, view: memoryview) -> None:
@@ -133,19 +42,66 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
-def prefill(wire: Wire, keyspace: int, value: bytes) -> None:
-    """Set every key of the keyspace, so that GET replies are known in advance."""
+def _recv_counted(sock: socket.socket, wire: Wire, data: bytearray, count: int) -> int:
+    """Read exactly ``count`` replies of any length into ``data``; raise on an error reply.
+
+    Returns:
+        Where the replies end in ``data``.
+    """
+    view = memoryview(data)
+    end = pos = seen = 0
+    while seen < count:
+        if end == len(view):
+            raise RuntimeError(f"more reply bytes than {count} replies should take")
+        n = sock.recv_into(view[end:])
+        if not n:
+            raise ConnectionError("the server closed the connection")
+        end += n
+        found, pos = wire.scan(data, pos, end)
+        seen += found
+    if pos != end:
+        raise RuntimeError(f"bytes after the {count} replies expected: {bytes(data[pos:end])[:60]!r}")
+    return end
+
+
+def _round_trips(wire: Wire, commands: Iterable[list[str | bytes]]) -> None:
+    """Send ``commands`` on one connection in batches, checking that none fails."""
     sock = wire.connect()
-    test = TESTS["set"]
+    buffer = bytearray(PREPARE_BATCH * VARYING_REPLY_BYTES + ERROR_ROOM_BYTES)
+    it = iter(commands)
     with sock:
-        for start in range(0, keyspace, 500):
-            numbers = range(start, min(start + 500, keyspace))
-            sock.sendall(b"".join(wire.encode(command(test, n, value)) for n in numbers))
-            expected = wire.reply(test, value) * len(numbers)
-            got = bytearray(len(expected))
-            _recv_exact(sock, memoryview(got))
-            if got != expected:
-                raise RuntimeError(f"prefill: unexpected reply {bytes(got[:60])!r}")
+        while batch := list(islice(it, PREPARE_BATCH)):
+            sock.sendall(b"".join(wire.encode(parts) for parts in batch))
+            _recv_counted(sock, wire, buffer, len(batch))
+
+
+def _list_fill(value: bytes, elements: int) -> Iterator[list[str | bytes]]:
+    yield ["DEL", LIST_KEY]
+    for start in range(0, elements, LIST_CHUNK):
+        yield ["RPUSH", LIST_KEY, *[value] * min(LIST_CHUNK, elements - start)]
+
+
+def prepare(wire: Wire, test: Test, keyspace: int, value: bytes, pops: int) -> None:
+    """Write the data ``test``'s replies assume (its ``prefill``); run before each run.
+
+    Args:
+        pops: an upper bound on the requests of the run, so that a pop test's list
+            holds more elements than the run can pop and no pop finds it empty.
+    """
+    commands: Iterable[list[str | bytes]]
+    if not test.prefill:
+        return
+    if test.prefill == "strings":
+        commands = (["SET", key_name(n), value] for n in range(keyspace))
+    elif test.prefill == "hashes":
+        fields = [part for f in range(HASH_FIELDS) for part in (field_name(f), value)]
+        commands = (["HSET", key_name(n, "hash"), *fields] for n in range(keyspace))
+    else:
+        commands = _list_fill(value, pops)
+    try:
+        _round_trips(wire, commands)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{test.name}: preparing data: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,46 +125,78 @@ class WorkerResult:
     latencies_us: bytes  # array('d') of batch round trips
 
 
-def run_worker(job: Job, ready: object, go: object) -> WorkerResult:
-    """Run one worker's share; ``ready``/``go`` are a queue and an event from the parent."""
-    rng = random.Random(job.seed)
-    socks = [job.wire.connect() for _ in range(job.connections)]
-    batches = [
-        b"".join(job.wire.encode(command(job.test, rng.randrange(job.keyspace), job.value))
-                 for _ in range(job.pipeline))
-        for _ in range(64)
-    ]
-    expected = job.wire.reply(job.test, job.value) * job.pipeline
+def _batch(job: Job, rng: random.Random) -> bytes:
+    with_field = "{field}" in job.test.command
+    parts = []
+    for _ in range(job.pipeline):
+        number = rng.randrange(job.keyspace)
+        field = rng.randrange(HASH_FIELDS) if with_field else 0
+        parts.append(job.wire.encode(command(job.test, number, job.value, field)))
+    return b"".join(parts)
+
+
+def _reader(job: Job) -> Callable[[socket.socket], None]:
+    """Read and check one batch of replies: a bytes comparison when they are known."""
+    expected = job.wire.reply(job.test, job.value)
+    name, wire, pipeline = job.test.name, job.wire, job.pipeline
+    if expected is None:
+        varying = bytearray(pipeline * VARYING_REPLY_BYTES + ERROR_ROOM_BYTES)
+
+        def read_counted(sock: socket.socket) -> None:
+            try:
+                _recv_counted(sock, wire, varying, pipeline)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{name}: {exc}") from None
+
+        return read_counted
+    expected *= pipeline
     buffer = bytearray(len(expected))
     view = memoryview(buffer)
-    for sock in socks:  # warm-up round, and a check that the replies are what we expect
-        sock.sendall(batches[0])
+
+    def read_exact(sock: socket.socket) -> None:
         _recv_exact(sock, view)
         if buffer != expected:
-            raise RuntimeError(f"{job.test.name}: unexpected reply {bytes(buffer[:60])!r}")
-    ready.put(job.seed)  # type: ignore[attr-defined]
-    go.wait(60)  # type: ignore[attr-defined]
-    latencies = array("d")
-    sent_at = [0.0] * len(socks)
-    rounds = max(1, job.requests // (job.connections * job.pipeline))
-    clock = time.perf_counter
-    started = clock()
-    deadline = started + job.seconds
-    done = 0
-    for r in range(rounds):
-        batch = batches[r % 64]
-        for i, sock in enumerate(socks):
-            sent_at[i] = clock()
-            sock.sendall(batch)
-        for i, sock in enumerate(socks):
-            _recv_exact(sock, view)
-            latencies.append((clock() - sent_at[i]) * 1e6)
-            if buffer != expected:
-                raise RuntimeError(f"{job.test.name}: unexpected reply {bytes(buffer[:60])!r}")
-        done += 1
-        if clock() > deadline:
-            break
-    finished = clock()
-    for sock in socks:
-        sock.close()
+            raise RuntimeError(f"{name}: unexpected reply {bytes(buffer[:60])!r}")
+
+    return read_exact
+
+
+def run_worker(job: Job, ready: object, go: object) -> WorkerResult:
+    """Run one worker's share; ``ready``/``go`` are a queue and an event from the parent.
+
+    Bounded in count (``job.requests``, at least one batch per connection) and in
+    time (``job.seconds``, checked after each round).
+    """
+    rng = random.Random(job.seed)
+    socks = [job.wire.connect() for _ in range(job.connections)]
+    batches = [_batch(job, rng) for _ in range(BATCHES)]
+    read = _reader(job)
+    try:
+        for sock in socks:  # warm-up round, and a check that the replies are what we expect
+            sock.sendall(batches[0])
+            read(sock)
+        ready.put(job.seed)  # type: ignore[attr-defined]
+        go.wait(60)  # type: ignore[attr-defined]
+        latencies = array("d")
+        sent_at = [0.0] * len(socks)
+        rounds = max(1, job.requests // (job.connections * job.pipeline))
+        clock = time.perf_counter
+        started = clock()
+        deadline = started + job.seconds
+        done = 0
+        for r in range(rounds):
+            batch = batches[r % BATCHES]
+            for i, sock in enumerate(socks):
+                sent_at[i] = clock()
+                sock.sendall(batch)
+            for i, sock in enumerate(socks):
+                read(sock)
+                latencies.append((clock() - sent_at[i]) * 1e6)
+            done += 1
+            if clock() > deadline:
+                break
+        finished = clock()
+    finally:
+        for sock in socks:
+            sock.close()
     return WorkerResult(done * job.connections * job.pipeline, started, finished, latencies.tobytes())

@@ -29,10 +29,9 @@ EXISTS of its key: kv deletes the key at once (docs/commands.md), while Redis 7.
 keeps it, unreadable, until a read or its active expiry removes it, and DBSIZE
 would count it meanwhile.
 
-Integer arguments stay inside int64 (without INT64_MIN where Redis negates it in C):
-kv accepts larger ones where Redis refuses them, a known difference pinned by the
-strict xfail ``test_integer_arguments_outside_int64`` (increments are the exception:
-kv refuses those as Redis does, so the machine sends them). SETRANGE offsets are
+Integer arguments stay inside int64 (without INT64_MIN where Redis negates it in C);
+``test_integer_arguments_outside_int64`` checks the refusals of larger ones apart
+(increments are the exception: the machine sends those). SETRANGE offsets are
 small or beyond both servers' size limits, which differ on purpose.
 
 Mapping replies to a common form (``normalise_kv`` and ``normalise_redis``)
@@ -91,7 +90,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from integration_helpers import RedisProcess, ServerProcess
 from kv_client import Client
-from kv_protocol.errors import ErrorCode, ServerError
+from kv_protocol.errors import ErrorCode, NotIntegerError, ServerError
 from protocol_helpers import same
 from protocol_helpers import values as any_values
 
@@ -737,11 +736,10 @@ def test_kv_answers_as_redis_does(kv: Client, red: redis.Redis) -> None:
     assert tally.compared >= MIN_OPERATIONS, tally
 
 
-# Known differences, left for kv-server's maintainers: each group fails today (strict
-# xfail), so its marker must go when kv answers as Redis does. The machine above keeps
-# its integers inside int64 and its SCAN COUNT positive for this reason.
+# Integer arguments outside int64: kv refuses them as Redis does (NOTINTEGER), checked
+# by the command table's INTEGER kind before any command runs. The machine above
+# keeps its integers inside int64, so these are checked here, each on its own.
 
-_KNOWN = pytest.mark.xfail(strict=True, reason="kv takes integers outside int64 that Redis refuses")
 OUTSIDE_INT64: Final[dict[str, list[tuple[str, tuple[object, ...]]]]] = {
     "expiry": [(VALUE, ("SET", "s", "v", "EX", 2**63)), (INTEGER, ("EXPIRE", "s", 2**63)),
                (INTEGER, ("PEXPIREAT", "s", -(2**63) - 1))],
@@ -749,9 +747,7 @@ OUTSIDE_INT64: Final[dict[str, list[tuple[str, tuple[object, ...]]]]] = {
     "list-indices-and-counts": [
         (VALUE, ("LRANGE", "l", 0, 2**63)), (VALUE, ("LINDEX", "l", -(2**63) - 1)),
         (VALUE, ("LSET", "l", 2**63, "x")), (VALUE, ("LTRIM", "l", 0, 2**64)),
-        (INTEGER, ("LREM", "l", 2**63, "a")), (VALUE, ("LPOP", "l", 2**63)),
-        (INTEGER, ("LPOS", "l", "a", "RANK", 2**63)), (INTEGER, ("LPOS", "l", "a", "COUNT", 2**63)),
-        (INTEGER, ("LPOS", "l", "a", "MAXLEN", 2**63)),
+        (INTEGER, ("LREM", "l", 2**63, "a")), (INTEGER, ("LPOS", "l", "a", "RANK", 2**63)),
     ],
     "scan-count": [(VALUE, ("SCAN", 0, "COUNT", 2**63)), (VALUE, ("SCAN", 0, "COUNT", 0))],
     "increments": [(INTEGER, ("INCRBY", "s", 2**63)), (INTEGER, ("HINCRBY", "s", "f", 2**63)),
@@ -759,8 +755,7 @@ OUTSIDE_INT64: Final[dict[str, list[tuple[str, tuple[object, ...]]]]] = {
 }
 
 
-@pytest.mark.parametrize("group", [pytest.param(name, marks=() if name == "increments" else _KNOWN)
-                                   for name in OUTSIDE_INT64])
+@pytest.mark.parametrize("group", list(OUTSIDE_INT64))
 def test_integer_arguments_outside_int64(kv: Client, red: redis.Redis, group: str) -> None:
     mismatches = []
     for shape, argv in OUTSIDE_INT64[group]:
@@ -774,6 +769,22 @@ def test_integer_arguments_outside_int64(kv: Client, red: redis.Redis, group: st
         except AssertionError as exc:
             mismatches.append(str(exc).partition("\n")[0])
     assert not mismatches, "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("argv", [("LPOP", "l", 2**63), ("LPOS", "l", "a", "COUNT", 2**63),
+                                  ("LPOS", "l", "a", "MAXLEN", 2**63)])
+def test_counts_outside_int64_are_refused_with_kvs_own_code(kv: Client, red: redis.Redis,
+                                                            argv: tuple[object, ...]) -> None:
+    # Both refuse. Redis words these as "must be positive" / "can't be negative" (its
+    # parser fails, then it reports the sign check); kv says what is wrong: NOTINTEGER.
+    for client in (kv, red):
+        client.execute_command("DEL", "l")
+        client.execute_command("RPUSH", "l", "a", "b")
+    with pytest.raises(redis.ResponseError):
+        red.execute_command(*argv)
+    with pytest.raises(NotIntegerError):
+        kv.execute_command(*argv)
+    assert kv.execute_command("LLEN", "l") == 2
 
 
 # The mapping itself, so that a loose rule cannot hide behind the machine.
@@ -809,7 +820,7 @@ def test_normalised_replies(kv_reply: object, redis_reply: object, shape: str, a
 
 
 def test_error_kinds() -> None:
-    from kv_protocol.errors import NotIntegerError, WrongTypeError
+    from kv_protocol.errors import WrongTypeError
 
     wrongtype = redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind "
                                                "of value")

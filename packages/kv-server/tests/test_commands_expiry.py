@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import FakeClock
-from kv_protocol.errors import OutOfRangeError, ServerError
+from kv_protocol.errors import NotIntegerError, OutOfRangeError, ServerError
 from kv_server._expiry import BUCKET_BITS
 from kv_server._state import ServerState
 from server_helpers import Call
@@ -103,9 +103,11 @@ def test_set_options(call: Call, clock: FakeClock) -> None:
     assert call("SET", "k", 5, "PXAT", NOW + 1500) == "OK" and call("PTTL", "k") == 1500
     assert call("SET", "k", 6, "EXAT", NOW // 1000 - 1) == "OK"
     assert call("EXISTS", "k") == 0
-    for bad in (("EX", 0), ("PX", -5), ("EX", 2**63)):
+    for bad in (("EX", 0), ("PX", -5), ("EX", 2**62)):
         with pytest.raises(OutOfRangeError):
             call("SET", "k", 1, *bad)
+    with pytest.raises(NotIntegerError):
+        call("SET", "k", 1, "EX", 2**63)
     for bad in (("NX", "XX"), ("EX", 1, "PX", 1), ("EX", 1, "KEEPTTL"), ("GET", "GET"),
                 ("EX",), ("SOON",)):
         with pytest.raises(ServerError, match="syntax"):

@@ -1,6 +1,12 @@
 import pytest
 
-from kv_protocol.errors import NoKeyError, OutOfRangeError, ServerError, WrongTypeError
+from kv_protocol.errors import (
+    NoKeyError,
+    NotIntegerError,
+    OutOfRangeError,
+    ServerError,
+    WrongTypeError,
+)
 from server_helpers import Call
 
 
@@ -39,7 +45,9 @@ def test_index_and_range_rules(call: Call) -> None:
     assert call("LRANGE", "l", -3, -2) == ["b", "c"]
     assert call("LRANGE", "l", -100, 100) == ["a", "b", "c", "d"]
     assert call("LRANGE", "l", 3, 1) == [] and call("LRANGE", "l", 4, 10) == []
-    assert call("LRANGE", "l", 2, 2**80) == ["c", "d"]
+    assert call("LRANGE", "l", 2, 2**63 - 1) == ["c", "d"]
+    with pytest.raises(NotIntegerError):
+        call("LRANGE", "l", 2, 2**63)
     assert call("LRANGE", "missing", 0, -1) == []
     assert call("LLEN", "l") == 4 and call("LLEN", "missing") == 0
 
@@ -103,7 +111,9 @@ def test_lpos_options(call: Call) -> None:
     assert call("LPOS", "l", "a", "COUNT", 0, "MAXLEN", 3) == [0, 2]
     assert call("LPOS", "l", "zz") is None and call("LPOS", "l", "zz", "COUNT", 1) == []
     assert call("LPOS", "missing", "a") is None
-    assert call("LPOS", "l", "a", "MAXLEN", 2**70) == 0
+    assert call("LPOS", "l", "a", "MAXLEN", 2**63 - 1) == 0
+    with pytest.raises(NotIntegerError):
+        call("LPOS", "l", "a", "MAXLEN", 2**63)
     for bad in (("RANK", 0), ("COUNT", -1), ("MAXLEN", -1)):
         with pytest.raises(OutOfRangeError):
             call("LPOS", "l", "a", *bad)

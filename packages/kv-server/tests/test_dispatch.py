@@ -72,7 +72,7 @@ def test_odd_mset_is_an_arity_error(call: Call) -> None:
         (["APPEND", "k", 5], ArgumentTypeError, "'append' argument 'value' must be text or bytes"),
         (["KEYS", 5], ArgumentTypeError, "pattern"),
         (["CLIENT", "SETNAME", b"name"], ArgumentTypeError, "must be text, got bytes"),
-        (["CLIENT", "KILL", "ID", "7"], NotIntegerError, "'client kill' argument 'id' must be an integer"),
+        (["CLIENT", "KILL", "ID", "7"], NotIntegerError, "must be a 64-bit integer"),
         (["CLIENT", "KILL", "ID", True], NotIntegerError, "got bool"),
         (["CLIENT", "KILL", "NAME", 7], CommandSyntaxError, "must be the word ID"),
         (["INFO", 5], ArgumentTypeError, "'info' argument 'section' must be text"),

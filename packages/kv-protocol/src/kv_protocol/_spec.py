@@ -48,7 +48,7 @@ class ArgKind(enum.Enum):
     TEXT = "text"
     """Text."""
     INTEGER = "integer"
-    """An integer (not a bool)."""
+    """A signed 64-bit integer (not a bool), as Redis's integer arguments are."""
     NUMBER = "number"
     """An integer or a float (not a bool)."""
     PATTERN = "pattern"
@@ -306,13 +306,15 @@ def options(*declared: Option) -> Arg:
 # Checking argument kinds. Exact types first: the server runs these for every
 # argument of every command, and a set lookup is the cheapest test there is.
 
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
 _SCALARS: Final[frozenset[type]] = frozenset({str, bytes, int, float, bool, type(None)})
 FAST_TYPES: Final[dict[ArgKind, frozenset[type]]] = {
     ArgKind.KEY: frozenset({str, bytes}),
     ArgKind.VALUE: _SCALARS,
     ArgKind.STRING: frozenset({str, bytes}),
     ArgKind.TEXT: frozenset({str}),
-    ArgKind.INTEGER: frozenset({int}),
+    ArgKind.INTEGER: frozenset(),  # an int must also be in range: always the closer look
     ArgKind.NUMBER: frozenset({int, float}),
     ArgKind.PATTERN: frozenset({str, bytes}),
     ArgKind.TOKEN: frozenset(),
@@ -331,7 +333,7 @@ _PREDICATES: Final[dict[ArgKind, Callable[[object], bool]]] = {
     ArgKind.VALUE: is_value,
     ArgKind.STRING: _is_string,
     ArgKind.TEXT: lambda obj: type(obj) is str,
-    ArgKind.INTEGER: lambda obj: type(obj) is int,
+    ArgKind.INTEGER: lambda obj: type(obj) is int and INT64_MIN <= obj <= INT64_MAX,
     ArgKind.NUMBER: lambda obj: type(obj) is int or type(obj) is float,
     ArgKind.PATTERN: _is_string,
 }
@@ -372,5 +374,6 @@ def argument_error(spec: CommandSpec, arg: Arg, obj: object) -> ServerError:
     if arg.kind is ArgKind.CHOICE:
         return CommandSyntaxError(f"{where} must be one of {', '.join(arg.choices)}")
     if arg.kind is ArgKind.INTEGER:
-        return NotIntegerError(f"{where} must be an integer, got {type_name(obj)}")
+        got = "an integer out of range" if type(obj) is int else type_name(obj)
+        return NotIntegerError(f"{where} must be a 64-bit integer, got {got}")
     return ArgumentTypeError(f"{where} must be {_EXPECTED[arg.kind]}, got {type_name(obj)}")

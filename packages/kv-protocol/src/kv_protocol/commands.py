@@ -128,7 +128,7 @@ def render_markdown() -> str:
         "",
         "Every command kv-server knows, from the one command table. Arguments count after",
         "the command name; argument kinds are checked before a command runs (a key must be",
-        "text or bytes, an integer must be an integer), and a wrong count answers",
+        "text or bytes, an integer a signed 64-bit integer), and a wrong count answers",
         "`ERR wrong number of arguments`. Flags: `write` commands may change data,",
         "`readonly` commands only read it, `admin` commands act on the server or other",
         "clients, `loading-ok` commands are served while the dataset is loading.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from kv_protocol.commands import BY_NAME
-from kv_protocol.errors import NoKeyError, OutOfRangeError, ServerError
+from kv_protocol.errors import CommandSyntaxError, NoKeyError, ServerError
 from kv_protocol.messages import OK
 from kv_server._dispatch import command
 from kv_server._glob import compile_glob
@@ -62,7 +62,7 @@ def scan(ctx: Session, argv: list[Any]) -> list[object]:
     options = _SCAN_OPTIONS(argv) if len(argv) > 2 else {}
     count: Any = options.get("COUNT", 10)
     if count < 1:
-        raise OutOfRangeError("COUNT must be positive")
+        raise CommandSyntaxError("syntax error: COUNT must be positive")
     if number == 0:
         number = cursors.start(list(keyspace))
     cursor = cursors.find(number)

@@ -4,6 +4,7 @@
     nox -s tests -- -k glob    pass pytest arguments after --
     nox -s docs         regenerate docs/commands.md from the command table
     nox -s bench        kv-server vs redis-server vs the reference server, side by side
+    nox -s expiry       the longest pause while a million keys expire together
     nox -s slow         the long variants (more hypothesis examples)
 """
 
@@ -174,3 +175,25 @@ def bench(session: nox.Session) -> None:
         shutil.rmtree(work, ignore_errors=True)
     if sys.platform != "linux":
         session.warn("server CPU per request is read from /proc and is only shown on Linux")
+
+
+@nox.session
+def expiry(session: nox.Session) -> None:
+    """A million keys with one deadline: the longest PING pause while kv-server expires them.
+
+    Pass another key count after --, e.g. ``nox -s expiry -- 100000``.
+    """
+    install_workspace(session)
+    python = str(Path(session.bin) / "python")
+    work = Path(tempfile.mkdtemp(prefix="kv-expiry-"))
+    kv, line = _start([python, "-m", "kv_server", "--port", "0", "--pass", "bench", "--dir",
+                       str(work / "kv")], re.compile(r"ready on tcp 127\.0\.0\.1:\d+"), work / "kv.log")
+    try:
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match
+        keys = session.posargs[0] if session.posargs else "1000000"
+        session.run("kv-bench", "-p", match[1], "-a", "bench", "--expiry", keys)
+    finally:
+        kv.send_signal(signal.SIGTERM)
+        kv.wait(20)
+        shutil.rmtree(work, ignore_errors=True)

@@ -136,3 +136,12 @@ def test_kv_bench_runs_the_new_tests_end_to_end(kv_wire: KvWire, capsys: pytest.
     rows = [line.split() for line in out.out.splitlines()[3:]]
     assert [row[:2] for row in rows] == [[name, "kv"] for name in NEW]
     assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_kv_bench_expiry_measures_pauses_until_the_keys_are_gone(
+        kv_wire: KvWire, capsys: pytest.CaptureFixture[str]) -> None:
+    code = bench_main(["-p", str(kv_wire.port), "-a", PASSWORD, "--expiry", "2000"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "keys loaded          2,000" in out.out
+    assert "PING during expiry   max" in out.out and "deadline -> all gone" in out.out

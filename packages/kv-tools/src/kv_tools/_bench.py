@@ -27,6 +27,7 @@ from typing import Any
 
 from kv_client import Client
 
+from ._expiry_pause import measure_expiry
 from ._loadgen import Job, WorkerResult, prepare, run_worker
 from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
 
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="HOST:PORT",
                         help="also run against the reference server of ../shared/bench")
     parser.add_argument("--reference-pid", type=int, help="its process id, for CPU per request")
+    parser.add_argument("--expiry", metavar="KEYS", type=int,
+                        help="instead of the tests: load KEYS keys that share one deadline and "
+                             "measure PING round trips while the server expires them")
     return parser
 
 
@@ -195,6 +199,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in ("clients", "requests", "pipeline", "keyspace", "procs", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"{name} must be at least 1")
+    if args.expiry is not None and args.expiry < 1:
+        parser.error("--expiry needs at least 1 key")
     if args.data_size < 0 or args.seconds <= 0:
         parser.error("value size must be >= 0 and seconds > 0")
     if not args.password:
@@ -265,6 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
+    if args.expiry is not None:
+        try:
+            print(measure_expiry(args.host, args.port, args.password, args.expiry).render())
+        except (OSError, RuntimeError) as exc:
+            print(f"kv-bench: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         found = targets(args)
         value = b"x" * args.data_size

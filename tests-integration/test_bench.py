@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from integration_helpers import PASSWORD, ServerProcess
+from integration_helpers import PASSWORD, ServerProcess, redis_server_path, start_redis_server
 
 KV_BENCH = [sys.executable, "-c", "import sys; from kv_tools._bench import main; sys.exit(main())"]
 
@@ -39,23 +37,12 @@ def test_bench_reports_a_server_it_cannot_reach(kv_server: ServerProcess) -> Non
     assert result.returncode == 1 and "kv-bench: cannot connect" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None,
+@pytest.mark.skipif(redis_server_path() is None,
                     reason="redis-server is not installed (apt-get install redis-server)")
 def test_bench_side_by_side_with_redis(kv_server: ServerProcess, tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    redis = start_redis_server(tmp_path / "redis")
+    port = redis.port
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
         result = run_bench("-p", str(kv_server.port), "-a", PASSWORD, "-c", "4", "-n", "2000",
                            "-t", "set,get", "--redis", f"127.0.0.1:{port}")
         assert result.returncode == 0, result.stderr
@@ -63,5 +50,4 @@ def test_bench_side_by_side_with_redis(kv_server: ServerProcess, tmp_path: Path)
         assert len(kv_rows) == 2 and all(line.rstrip().endswith("x") for line in kv_rows)
         assert sum(line.split()[1:2] == ["redis"] for line in result.stdout.splitlines()) == 2
     finally:
-        redis.terminate()
-        redis.wait(20)
+        redis.stop()

@@ -9,17 +9,13 @@ afterwards shows that every request was carried out.
 from __future__ import annotations
 
 import queue
-import shutil
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from integration_helpers import PASSWORD, start_server
+from integration_helpers import PASSWORD, redis_server_path, start_redis_server, start_server
 from kv_protocol.framing import FrameDecoder
 from kv_tools._bench import main as bench_main
 from kv_tools._loadgen import Job, WorkerResult, _recv_counted, prepare, run_worker
@@ -44,27 +40,13 @@ def kv_wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
 
 @pytest.fixture(scope="module")
 def redis_wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
-    if shutil.which("redis-server") is None:
+    if redis_server_path() is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                            stdout=subprocess.DEVNULL)
+    redis = start_redis_server(tmp_path_factory.mktemp("redis"))
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield RespWire("127.0.0.1", port)
+        yield RespWire(redis.host, redis.port)
     finally:
-        proc.terminate()
-        proc.wait(20)
+        redis.stop()
 
 
 @pytest.fixture(params=["kv", "redis"])

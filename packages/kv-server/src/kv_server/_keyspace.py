@@ -167,7 +167,11 @@ class Keyspace:
         self.dirty += 1
 
     def replace(self, key: Key, value: object) -> None:
-        """Store a new value for an existing key, keeping its deadline (INCR, APPEND)."""
+        """Store a value, keeping the key's deadline if it has one (INCR, APPEND).
+
+        A missing key has no deadline (lookups drop expired keys with theirs), so
+        for a new key this is ``set``.
+        """
         self.data[key] = value
         self.dirty += 1
 

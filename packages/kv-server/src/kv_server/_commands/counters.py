@@ -59,12 +59,8 @@ def add_float(current: object, increment: int | float) -> float:
 
 def _incr_by(ctx: Session, key: Any, increment: int) -> int:
     keyspace = ctx.keyspace
-    current = keyspace.peek(key)
-    result = add_integer(current, increment)
-    if current is MISSING:
-        keyspace.set(key, result)
-    else:
-        keyspace.replace(key, result)
+    result = add_integer(keyspace.peek(key), increment)
+    keyspace.replace(key, result)
     return result
 
 
@@ -95,10 +91,6 @@ def decrby(ctx: Session, argv: list[Any]) -> int:
 @command("INCRBYFLOAT")
 def incrbyfloat(ctx: Session, argv: list[Any]) -> float:
     keyspace, key = ctx.keyspace, argv[1]
-    current = keyspace.peek(key)
-    result = add_float(current, argv[2])
-    if current is MISSING:
-        keyspace.set(key, result)
-    else:
-        keyspace.replace(key, result)
+    result = add_float(keyspace.peek(key), argv[2])
+    keyspace.replace(key, result)
     return result

@@ -189,10 +189,7 @@ def append(ctx: Session, argv: list[Any]) -> int:
         raise _not_a_string("APPEND", old)
     length = byte_length(new)
     _check_size(ctx, "APPEND", length)
-    if old is MISSING:
-        keyspace.set(key, new)
-    else:
-        keyspace.replace(key, new)
+    keyspace.replace(key, new)
     return length
 
 
@@ -227,10 +224,7 @@ def setrange(ctx: Session, argv: list[Any]) -> int:
         except UnicodeDecodeError:
             raise ArgumentTypeError("SETRANGE would leave a text value that is not valid "
                                     "UTF-8") from None
-    if old is None:
-        keyspace.set(key, new)
-    else:
-        keyspace.replace(key, new)
+    keyspace.replace(key, new)
     return len(raw)
 
 

@@ -140,7 +140,9 @@ def render_markdown() -> str:
         "(INCR) or as bytes (APPEND, SETRANGE) need a value of that type; values compare",
         "with their types (1, 1.0, `\"1\"` and true are four different values); floats are",
         "64-bit (Redis's INCRBYFLOAT uses long double); errors carry a code (see",
-        "docs/protocol.md) rather than Redis's message prefix.",
+        "docs/protocol.md) rather than Redis's message prefix. Keyword options come in any",
+        "order, each at most once, and options in one bracket exclude each other (`EX` and",
+        "`PX`): anything else answers SYNTAX, where Redis lets some repeats pass.",
         "",
     ]
     groups: dict[str, list[CommandSpec]] = {}

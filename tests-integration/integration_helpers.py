@@ -35,6 +35,19 @@ REDIS_START_ATTEMPTS = 3
 """Tries with a fresh port: another process may take the free port we picked first."""
 
 
+def stop_process(proc: subprocess.Popen[bytes], name: str, sig: int, timeout_s: float) -> int:
+    """Send ``sig`` and wait; a server that does not stop in time is killed and fails the test."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{name} did not stop within {timeout_s} s after {sig}") from None
+    return proc.returncode
+
+
 @dataclass
 class ServerProcess:
     proc: subprocess.Popen[bytes]
@@ -54,14 +67,7 @@ class ServerProcess:
         return Client(self.host, self.port, **options)
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"kv-server did not stop within {timeout_s} s after {sig}") from None
+        stop_process(self.proc, "kv-server", sig, timeout_s)
         if self.proc.stdout is not None:
             self.output.append(self.proc.stdout.read().decode())
             self.proc.stdout.close()
@@ -156,15 +162,7 @@ class RedisProcess:
     host: str = "127.0.0.1"
 
     def stop(self, timeout_s: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"redis-server did not stop within {timeout_s} s") from None
-        return self.proc.returncode
+        return stop_process(self.proc, "redis-server", signal.SIGTERM, timeout_s)
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -70,6 +70,14 @@ def type_name(value: object) -> str:
     return "list" if kind is KvList else "hash" if kind is KvHash else "string"
 
 
+def _of_kind(value: object, kind: type[Any]) -> Any:
+    if value is MISSING:
+        return None
+    if type(value) is not kind:
+        raise wrong_type()
+    return value
+
+
 def now_ms() -> int:
     """The clock deadlines are kept in: Unix time in milliseconds."""
     return time.time_ns() // 1_000_000
@@ -126,21 +134,11 @@ class Keyspace:
 
     def read_as(self, key: Key, kind: type[Any]) -> Any:
         """The value of ``key`` if it is a ``kind`` (KvList, KvHash), None if missing."""
-        value = self.read(key)
-        if value is MISSING:
-            return None
-        if type(value) is not kind:
-            raise wrong_type()
-        return value
+        return _of_kind(self.read(key), kind)
 
     def peek_as(self, key: Key, kind: type[Any]) -> Any:
         """``read_as`` for commands about to write: uncounted."""
-        value = self.peek(key)
-        if value is MISSING:
-            return None
-        if type(value) is not kind:
-            raise wrong_type()
-        return value
+        return _of_kind(self.peek(key), kind)
 
     def deadline(self, key: Key) -> int | None:
         """The key's deadline (Unix ms), or None; the caller has checked that it exists."""

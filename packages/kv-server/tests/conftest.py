@@ -12,7 +12,7 @@ import pytest
 
 from kv_server._session import Session
 from kv_server._state import ServerState
-from server_helpers import Call, decode_reply, make_config, new_session
+from server_helpers import Call, FakeClock, decode_reply, make_config, new_session
 
 
 @pytest.fixture
@@ -31,19 +31,6 @@ def call(state: ServerState, session: Session) -> Call:
         return decode_reply(state.dispatcher.execute(session, list(argv)))
 
     return run
-
-
-class FakeClock:
-    """A settable Unix-milliseconds clock for the keyspace."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
 
 
 @pytest.fixture

@@ -80,3 +80,16 @@ class Peer:
 
     async def closed(self) -> bool:
         return await self.stream.receive_some() == b""
+
+
+class FakeClock:
+    """A settable Unix-milliseconds clock for the keyspace."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += ms

@@ -43,6 +43,6 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 notes="Answers a map of sections, each a map of fields. Without arguments, "
                       "or with `default` or `all`, every section; otherwise the named "
                       "sections (case-insensitive; unknown names are left out, as in Redis). "
-                      "Sections: server, clients, memory, stats, keyspace, commandstats, "
+                      "Sections: server, clients, memory, persistence, stats, keyspace, commandstats, "
                       "errorstats. See docs/protocol.md for the fields."),
 )

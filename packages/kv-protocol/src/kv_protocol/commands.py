@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from . import _table_connection, _table_hashes, _table_keys, _table_lists, _table_strings
+from . import (
+    _table_connection,
+    _table_hashes,
+    _table_keys,
+    _table_lists,
+    _table_persistence,
+    _table_strings,
+)
 from ._spec import (
     FAST_TYPES,
     Arg,
@@ -66,6 +73,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     *_table_keys.COMMANDS,
     *_table_lists.COMMANDS,
     *_table_hashes.COMMANDS,
+    *_table_persistence.COMMANDS,
 )
 BY_NAME: Final[dict[str, CommandSpec]] = {spec.name: spec for spec in COMMANDS}
 CONTAINERS: Final[frozenset[str]] = frozenset(

@@ -55,6 +55,7 @@ class ErrorCode(enum.StrEnum):
     TOOBIG = "TOOBIG"
     BUSY = "BUSY"
     LOADING = "LOADING"
+    MISCONF = "MISCONF"
     NOAUTH = "NOAUTH"
     WRONGPASS = "WRONGPASS"
 
@@ -156,6 +157,13 @@ class LoadingError(ServerError):
     default_message = "the server is loading the dataset in memory"
 
 
+class MisconfError(ServerError):
+    """Writes are refused because the server cannot persist them (Redis's MISCONF)."""
+
+    code = ErrorCode.MISCONF
+    default_message = "writes are refused: the append-only file cannot be written"
+
+
 class AuthError(ServerError):
     """Authentication failed or is missing; the server closes the connection."""
 
@@ -184,6 +192,7 @@ EXCEPTION_CLASSES: Final[dict[str, type[ServerError]]] = {
     ErrorCode.TOOBIG: TooBigError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.LOADING: LoadingError,
+    ErrorCode.MISCONF: MisconfError,
     ErrorCode.NOAUTH: NoAuthError,
     ErrorCode.WRONGPASS: WrongPassError,
 }

@@ -21,7 +21,8 @@ import trio
 
 from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS
 
-from ._config import DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, SHUTDOWN_GRACE_S, ServerConfig
+from ._config import DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, SHUTDOWN_GRACE_S, FsyncPolicy, ServerConfig
+from ._recovery import StartupError
 from ._server import serve
 from ._version import __version__
 
@@ -54,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-tcp", action="store_true", help="listen on the Unix socket only")
     parser.add_argument("--dir", type=Path, default=Path("data"), metavar="DIR",
                         help="data directory (default ./data)")
+    parser.add_argument("--appendfsync", choices=[str(p) for p in FsyncPolicy],
+                        default=str(FsyncPolicy.EVERYSEC),
+                        help="when the append-only file is fsynced: after every group of writes "
+                        "(always: nothing acknowledged is lost), once a second (everysec, the "
+                        "default: at most about a second lost on a power cut), or when the "
+                        "kernel decides (no)")
+    parser.add_argument("--persist", type=float, metavar="SECONDS",
+                        help="write a snapshot in the background every SECONDS when the data "
+                        "changed (default: only on SAVE/BGSAVE and at start-up after a replay)")
+    parser.add_argument("--binary", action="store_true",
+                        help="write snapshots in the binary format (default: the format of the "
+                        "existing kv.db, else plaintext)")
+    parser.add_argument("--aof-load-truncated", action="store_true",
+                        help="start even if the AOF's last record is incomplete (a crash while "
+                        "writing it), dropping that record with a warning")
     parser.add_argument("--verbose", action="store_true",
                         help="log every connection and command (never values or the password)")
     parser.add_argument("--auth-iterations", type=int, default=DEFAULT_PBKDF2_ITERATIONS,
@@ -110,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
         password=password, bind=bind, port=args.port, unix_path=args.unix, data_dir=data_dir,
         verbose=args.verbose, auth_iterations=args.auth_iterations,
         handshake_timeout_s=args.handshake_timeout, shutdown_grace_s=args.shutdown_grace,
+        appendfsync=FsyncPolicy(args.appendfsync), persist_s=args.persist, binary=args.binary,
+        aof_load_truncated=args.aof_load_truncated,
     )
     return config, note
 
@@ -130,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, note = config_from_args(args)
         trio.run(_run, config, note)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StartupError) as exc:
         print(f"kv-server: {exc}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as group:  # trio's nurseries wrap start-up errors
-        expected, unexpected = group.split((OSError, ValueError))
+        expected, unexpected = group.split((OSError, ValueError, StartupError))
         if unexpected is not None or expected is None:
             raise
         for leaf in _leaves(expected):

@@ -6,6 +6,7 @@ live elsewhere (``_stats.py``), so configuration never changes while serving.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -20,6 +21,14 @@ DEFAULT_BIND: Final = ("127.0.0.1",)
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 # On SIGTERM, connections get this long to finish their current batch of commands.
 SHUTDOWN_GRACE_S: Final = 5.0
+
+
+class FsyncPolicy(enum.StrEnum):
+    """When the AOF is fsynced: after every group of writes, once a second, or never."""
+
+    ALWAYS = "always"
+    EVERYSEC = "everysec"
+    NO = "no"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,13 @@ class ServerConfig:
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE
     max_depth: int = DEFAULT_MAX_DEPTH
+    appendfsync: FsyncPolicy = FsyncPolicy.EVERYSEC
+    persist_s: float | None = None
+    """Seconds between background saves (``--persist``), or None for none."""
+    binary: bool = False
+    """Write snapshots in the binary format (``--binary``)."""
+    aof_load_truncated: bool = False
+    """Start even if the AOF's last record is torn, dropping it."""
 
     def __post_init__(self) -> None:
         if not self.password:
@@ -52,5 +68,7 @@ class ServerConfig:
         for name in ("handshake_timeout_s", "shutdown_grace_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.persist_s is not None and self.persist_s <= 0:
+            raise ValueError("--persist must be a positive number of seconds")
         if self.max_frame_bytes < 1024 or self.max_depth < 2:
             raise ValueError("max frame size must be at least 1024 bytes and max depth at least 2")

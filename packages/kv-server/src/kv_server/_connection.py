@@ -6,7 +6,8 @@ Rules of this module:
    handshake messages are accepted (``kv_protocol.connection``).
 2. After it, each turn reads what arrived, decodes every complete frame, runs each
    command and sends all the replies in one write, so pipelining costs one read
-   and one write per batch.
+   and one write per batch. A batch that logged writes to the AOF first waits for
+   its group to be written (write-ahead; see ``_aof.py``).
 3. Plain TCP and Unix sockets use a low-level loop: a non-blocking socket whose
    ``recv``/``send`` are called directly, parking the task only on EAGAIN
    (``wait_readable``/``wait_writable``) and checkpointing once per batch. Going
@@ -109,7 +110,10 @@ class SocketTransport:
             if not data:
                 return
             stats.net_input_bytes += len(data)
-            out = run(session, feed(data))
+            items = feed(data)
+            out = run(session, items)
+            if session.wrote:
+                out = await persisted(session, items, out)
             if out:
                 stats.net_output_bytes += len(out)
                 try:
@@ -155,7 +159,10 @@ class StreamTransport:
             if not data:
                 return
             stats.net_input_bytes += len(data)
-            out = run(session, decoder.feed(bytes(data)))
+            items = decoder.feed(bytes(data))
+            out = run(session, items)
+            if session.wrote:
+                out = await persisted(session, items, out)
             if out:
                 stats.net_output_bytes += len(out)
                 session.replying = True
@@ -244,7 +251,10 @@ async def _serve_session(
     try:
         with session.cancel_scope:
             if pending and session.closing is None:
-                await transport.send_all(run(session, pending))
+                out = run(session, pending)
+                if session.wrote:
+                    out = await persisted(session, pending, out)
+                await transport.send_all(out)
             await transport.serve_commands(session, conn.decoder, run)
         # No notice after a reply cut short: it would land inside the half-sent frame.
         if session.closing not in (None, PROTOCOL_ERROR) and not session.replying:
@@ -254,6 +264,18 @@ async def _serve_session(
     finally:
         state.sessions.remove(session)
         log.info("client %d disconnected (%s)", session.id, session.closing or "closed by peer")
+
+
+async def persisted(session: Session, items: list[object], out: bytes) -> bytes:
+    """``out`` once the batch's AOF records are written, or with MISCONF for its writes."""
+    session.wrote = False
+    dispatcher = session.state.dispatcher
+    assert dispatcher.aof is not None  # only a logged write sets ``wrote``
+    group = dispatcher.aof.group
+    await group.done.wait()
+    if group.error is None:
+        return out
+    return dispatcher.unpersisted(items, session.replies, group.error)
 
 
 async def _goodbye(transport: Transport, frame: bytes) -> None:

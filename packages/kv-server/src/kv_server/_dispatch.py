@@ -14,6 +14,11 @@ Rules of this module:
 4. A command array of the wrong shape (not a non-empty array that starts with text)
    is a protocol error: the commands before it in the batch are answered, then
    PROTO, and the session is marked to close.
+5. A write command (flag ``write``) that changed the keyspace is logged to the AOF
+   as it ran, or as the command a handler put in ``ctx.log_as`` (relative times made
+   absolute), and marks its session ``wrote``: the connection then holds the
+   batch's replies until the record is on disk. While the AOF cannot be written,
+   write commands are refused with MISCONF before they run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kv_protocol.commands import (
     BY_NAME,
@@ -29,12 +34,14 @@ from kv_protocol.commands import (
     FAST_TYPES,
     Arg,
     CommandSpec,
+    Flag,
     argument_error,
     arity_message,
     predicate,
 )
 from kv_protocol.errors import (
     LocalProtocolError,
+    MisconfError,
     ProtoError,
     RemoteProtocolError,
     ServerError,
@@ -46,6 +53,9 @@ from kv_protocol.values import describe
 
 from ._session import PROTOCOL_ERROR, Session
 from ._stats import Stats
+
+if TYPE_CHECKING:
+    from ._aof import AppendOnlyFile
 
 Handler = Callable[["Session", list[Any]], object]
 _H = TypeVar("_H", bound=Handler)
@@ -151,6 +161,7 @@ class Entry:
     positional: tuple[tuple[int, _Check], ...]
     tail_start: int
     tail: tuple[_Check, ...]
+    write: bool
     calls: int = 0
     failed: int = 0
     """Runs that answered an error (Redis failed_calls)."""
@@ -166,7 +177,8 @@ class Entry:
         max_len = sys.maxsize if spec.max_args is None else offset + spec.max_args
         fast = _fast_check(offset, min_len, max_len, tuple(check[0] for _, check in positional),
                            tuple(check[0] for check in tail))
-        return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail)
+        return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail,
+                   Flag.WRITE in spec.flags)
 
     def check(self, argv: list[Any]) -> ServerError | None:
         """The error for a wrong arity or argument kind, or None."""
@@ -191,7 +203,8 @@ class _Container(dict[str, Entry]):
 class Dispatcher:
     """Runs command arrays against a session; one per server (it owns the counters)."""
 
-    def __init__(self, stats: Stats, max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, stats: Stats, max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE,
+                 tick: Callable[[], None] = lambda: None) -> None:
         names = registered_names()
         table = frozenset(BY_NAME)
         if names != table:
@@ -201,6 +214,10 @@ class Dispatcher:
             )
         self.stats = stats
         self.max_frame_bytes = max_frame_bytes
+        self.tick = tick
+        """Advances the keyspace clock once per batch (``CommandClock.tick``)."""
+        self.aof: AppendOnlyFile | None = None
+        """Where write commands are logged; None until persistence starts (and in tests)."""
         self.entries: dict[str, Entry] = {spec.name: Entry.build(spec, _REGISTRY[spec.name])
                                           for spec in COMMANDS}
         # Top-level lookup by exact name in both common spellings; subcommands hang
@@ -216,11 +233,12 @@ class Dispatcher:
             else:
                 self._top[name] = self._top[name.lower()] = entry
 
-    def execute(self, ctx: Session, argv: Any) -> bytes:
-        """Run one command array; the reply frame (success or error).
+    def entry_for(self, argv: Any) -> Entry:
+        """The entry that runs ``argv``, after the generic checks (rule 2).
 
         Raises:
             RemoteProtocolError: ``argv`` is not a command array.
+            ServerError: unknown command, wrong arity or argument kind.
         """
         if type(argv) is not list or not argv or type(argv[0]) is not str:
             raise RemoteProtocolError(
@@ -229,15 +247,15 @@ class Dispatcher:
         name = argv[0]
         found = self._top.get(name) or self._top.get(name.upper())
         if found is None:
-            return self._error(ServerError(f"unknown command '{name:.64}'"))
+            raise ServerError(f"unknown command '{name:.64}'")
         if isinstance(found, _Container):
             sub = argv[1] if len(argv) > 1 else None
             found_sub = found.get(sub.upper()) if type(sub) is str else None
             if found_sub is None:
-                return self._error(ServerError(
+                raise ServerError(
                     f"unknown subcommand {describe(sub)} for '{name.lower():.64}'; "
                     f"try one of {', '.join(sorted(found))}"
-                ))
+                )
             entry = found_sub
         else:
             entry = found
@@ -245,21 +263,65 @@ class Dispatcher:
             error = entry.check(argv)
             if error is not None:
                 entry.rejected += 1
-                return self._error(error)
+                raise error
+        return entry
+
+    def execute(self, ctx: Session, argv: Any) -> bytes:
+        """Run one command array; the reply frame (success or error).
+
+        Raises:
+            RemoteProtocolError: ``argv`` is not a command array.
+        """
+        try:
+            entry = self.entry_for(argv)
+        except ServerError as exc:
+            return self._error(exc)
         ctx.last_command = entry
+        aof = self.aof
+        if entry.write and aof is not None:
+            return self._execute_logged(ctx, entry, argv, aof)
         try:
             value = entry.handler(ctx, argv)
         except ServerError as exc:
             entry.failed += 1
             return self._error(exc)
         entry.calls += 1
+        return self._reply(value)
+
+    def _execute_logged(self, ctx: Session, entry: Entry, argv: list[Any],
+                        aof: AppendOnlyFile) -> bytes:
+        """``execute`` for a write command while an AOF is attached (rule 5)."""
+        if aof.error is not None:
+            entry.failed += 1
+            return self._error(MisconfError(f"writes are refused: {aof.error}"))
+        keyspace = ctx.keyspace
+        dirty = keyspace.dirty
+        try:
+            value = entry.handler(ctx, argv)
+        except ServerError as exc:
+            entry.failed += 1
+            ctx.log_as = None
+            return self._error(exc)
+        entry.calls += 1
+        if keyspace.dirty != dirty:
+            aof.log(keyspace.clock(), ctx.log_as or argv)
+            ctx.wrote = True
+        ctx.log_as = None
+        return self._reply(value)
+
+    def _reply(self, value: object) -> bytes:
         try:
             return encode_reply(value, self.max_frame_bytes)
         except LocalProtocolError as exc:
             return self._error(TooBigError(str(exc)))
 
     def execute_batch(self, ctx: Session, items: list[object]) -> bytes:
-        """Run every command decoded from one read; all replies as one blob."""
+        """Run every command decoded from one read; all replies as one blob.
+
+        The replies stay in ``ctx.replies`` until the next batch, so that a batch whose
+        AOF write failed can have its write replies swapped for MISCONF errors.
+        """
+        self.tick()
         execute = self.execute
         ctx.commands += len(items)
         replies: list[bytes] = []
@@ -271,7 +333,24 @@ class Dispatcher:
                     break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))
+        ctx.replies = replies
         return b"".join(replies)
+
+    def unpersisted(self, items: list[object], replies: list[bytes], reason: str) -> bytes:
+        """A batch's replies with every write command's reply replaced by MISCONF.
+
+        For a batch whose AOF group could not be written: its writes ran in memory
+        but are not on disk, so they must not be acknowledged.
+        """
+        refusal = encode_error(MisconfError(f"not persisted: {reason}"))
+        out = []
+        for index, reply in enumerate(replies):
+            try:
+                write = index < len(items) and self.entry_for(items[index]).write
+            except (ServerError, RemoteProtocolError):
+                write = False
+            out.append(refusal if write else reply)
+        return b"".join(out)
 
     def protocol_error(self, ctx: Session | None, exc: RemoteProtocolError) -> bytes:
         """The PROTO frame for a malformed frame or command; the session must close."""

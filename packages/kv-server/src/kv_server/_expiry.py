@@ -14,7 +14,7 @@ Keys read before the task reaches them are dropped at once by the lookup itself
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -91,8 +91,12 @@ class DeadlineBuckets:
         return sum(map(len, self.sets.values()))
 
 
-async def expire_forever(keyspace: Keyspace) -> None:
-    """The background task: remove due keys in short slices, sleep when none are due."""
+async def expire_forever(keyspace: Keyspace, tick: Callable[[], None]) -> None:
+    """The background task: remove due keys in short slices, sleep when none are due.
+
+    ``tick`` advances the keyspace's clock (:class:`~kv_server._keyspace.CommandClock`).
+    """
     while True:
+        tick()
         more = keyspace.expire_due(SLICE_S)
         await trio.sleep(0 if more else IDLE_S)

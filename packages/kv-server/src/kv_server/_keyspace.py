@@ -83,6 +83,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class CommandClock:
+    """The server's keyspace clock: Unix ms, read once per batch and never going back.
+
+    Every command of a batch sees the same time, and that time is the timestamp its
+    AOF record carries, so a replay that sets the clock to each record's time makes
+    exactly the expiry decisions the server made (Redis's command time snapshot).
+    It never goes back, so a wall clock stepped backwards cannot revive expired keys.
+    """
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = now_ms()
+
+    def __call__(self) -> int:
+        return self.now
+
+    def tick(self) -> None:
+        """Read the wall clock; called before each batch and each expiry slice."""
+        now = time.time_ns() // 1_000_000
+        if now > self.now:
+            self.now = now
+
+
 class Keyspace:
     """The data, the deadlines, and the counters that describe how they are used."""
 
@@ -90,7 +114,8 @@ class Keyspace:
 
     def __init__(self, clock: Callable[[], int] = now_ms) -> None:
         self.clock = clock
-        """Unix time in milliseconds; tests and (later) transactions substitute their own."""
+        """Unix time in milliseconds: a :class:`CommandClock` in the server, a settable one
+        in tests and in AOF replay."""
         self.data: dict[Key, object] = {}
         self.expires: dict[Key, int] = {}
         """Deadline of every key that has one."""
@@ -172,6 +197,13 @@ class Keyspace:
         """
         self.data[key] = value
         self.dirty += 1
+
+    def load(self, key: Key, value: object, deadline: int | None) -> None:
+        """Store an entry read from a snapshot (start-up: nothing to count or replace)."""
+        self.data[key] = value
+        if deadline is not None:
+            self.expires[key] = deadline
+            self.buckets.add(key, deadline)
 
     def add(self, key: Key, value: KvList | KvHash) -> None:
         """Store a new list or hash under a key that is missing; it is filled next."""

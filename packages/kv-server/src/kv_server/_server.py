@@ -1,6 +1,6 @@
 """The server as a trio task tree, and its staged shutdown.
 
-``serve(config)`` opens the listeners (TCP on each bind address, optionally a Unix
+``serve(config)`` loads the data directory (``_persistence.py``), opens the listeners (TCP on each bind address, optionally a Unix
 socket), serves connections in their own nursery and reports the running
 :class:`ServerState` through ``task_status`` once it accepts connections, so tests
 can run servers on port 0 without sleeping.
@@ -8,8 +8,9 @@ can run servers on port 0 without sleeping.
 Shutdown in stages (after hypercorn): a shutdown request (SIGINT/SIGTERM when
 ``handle_signals``) stops the listeners, so no new connection is accepted; every
 connection is asked to close after its current batch (idle ones at once); the
-connection nursery gets ``shutdown_grace_s`` before it is cancelled; last, shielded,
-the Unix socket file is removed.
+connection nursery gets ``shutdown_grace_s`` before it is cancelled; then the AOF
+flusher stops and, shielded, the AOF is flushed and fsynced, a running BGSAVE is
+abandoned and the Unix socket file is removed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import trio
 from ._config import ServerConfig
 from ._connection import SocketTransport, serve_connection
 from ._expiry import expire_forever
+from ._persistence import Persistence
 from ._state import ServerState
 
 log = logging.getLogger("kv_server")
@@ -45,29 +47,39 @@ async def serve(
     """Run a kv server until a shutdown is requested, then shut down in stages.
 
     Error handling:
-        Failing to open a listener (address in use, permission) raises ``OSError``
-        before ``task_status.started``, with nothing left open.
+        A damaged data directory raises ``StartupError``; one locked by another
+        server, or failing to open a listener (address in use, permission), raises
+        ``OSError``; all before ``task_status.started``, with nothing left open.
     """
     state = ServerState(config)
-    listeners = await _open_listeners(config, state)
+    persistence = state.persistence = Persistence.open(state)
+    try:
+        listeners = await _open_listeners(config, state)
+    except BaseException:
+        persistence.close()
+        raise
     handler = functools.partial(_accept, state)
     try:
-        async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as front:
-                await front.start(
-                    functools.partial(trio.serve_listeners, handler, listeners,
-                                      handler_nursery=connections))
-                if handle_signals:
-                    front.start_soon(_watch_signals, state)
-                front.start_soon(expire_forever, state.keyspace)
-                task_status.started(state)
-                await state.wait_for_shutdown_request()
-                log.info("shutting down: no longer accepting connections")
-                front.cancel_scope.cancel()
-            state.close_sessions()
-            connections.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+        async with trio.open_nursery() as background:
+            background.start_soon(persistence.run)
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as front:
+                    await front.start(
+                        functools.partial(trio.serve_listeners, handler, listeners,
+                                          handler_nursery=connections))
+                    if handle_signals:
+                        front.start_soon(_watch_signals, state)
+                    front.start_soon(expire_forever, state.keyspace, state.clock.tick)
+                    task_status.started(state)
+                    await state.wait_for_shutdown_request()
+                    log.info("shutting down: no longer accepting connections")
+                    front.cancel_scope.cancel()
+                state.close_sessions()
+                connections.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+            background.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
+            persistence.close()
             if config.unix_path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     config.unix_path.unlink()

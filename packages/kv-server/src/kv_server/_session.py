@@ -34,8 +34,8 @@ class Session:
 
     __slots__ = (
         "addr", "cancel_scope", "client_id", "closing", "commands", "created", "hostname",
-        "id", "idle", "keyspace", "laddr", "last_active", "last_command", "name", "replying",
-        "state", "transport",
+        "id", "idle", "keyspace", "laddr", "last_active", "last_command", "log_as", "name",
+        "replies", "replying", "state", "transport", "wrote",
     )
 
     def __init__(self, state: ServerState, session_id: int, *, transport: str, addr: str,
@@ -59,6 +59,12 @@ class Session:
         self.replying = False
         """True while a batch's replies are partly sent."""
         self.cancel_scope = trio.CancelScope()
+        self.log_as: list[object] | None = None
+        """The command to log to the AOF instead of the one that ran (see _dispatch)."""
+        self.wrote = False
+        """Whether the current batch logged a write: its replies wait for the AOF."""
+        self.replies: list[bytes] = []
+        """The last batch's replies, one per command."""
 
     def close_soon(self, reason: str, *, interrupt: bool) -> None:
         """Ask the connection to close; ``interrupt`` also cancels whatever it awaits."""

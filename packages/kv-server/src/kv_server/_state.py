@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -11,11 +12,14 @@ from kv_protocol.handshake import Credentials
 
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
-from ._keyspace import Keyspace
+from ._keyspace import CommandClock, Keyspace
 from ._scan import Cursors
 from ._session import Sessions
 from ._stats import Stats
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._persistence import Persistence
 
 
 class ServerState:
@@ -25,12 +29,15 @@ class ServerState:
         self.config = config
         # Derived once per start; the password text itself is not kept here.
         self.credentials = Credentials.from_password(config.password, config.auth_iterations)
-        self.keyspace = Keyspace()
+        self.clock = CommandClock()
+        self.keyspace = Keyspace(self.clock)
         self.cursors = Cursors()
         """Open SCAN cursors, shared by all connections as Redis's are."""
         self.stats = Stats()
         self.sessions = Sessions()
-        self.dispatcher = Dispatcher(self.stats, config.max_frame_bytes)
+        self.dispatcher = Dispatcher(self.stats, config.max_frame_bytes, self.clock.tick)
+        self.persistence: Persistence | None = None
+        """The data directory's files; None until ``serve`` opens them (and in unit tests)."""
         self.server_name = f"kv-server {__version__}"
         self.run_id = secrets.token_hex(20)
         self.started_monotonic = time.monotonic()

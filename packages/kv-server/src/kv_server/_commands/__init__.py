@@ -3,6 +3,6 @@
 Importing this package registers every function with the dispatcher.
 """
 
-from . import connection, counters, expiry, hashes, keys, lists, server, strings
+from . import connection, counters, expiry, hashes, keys, lists, persistence, server, strings
 
-__all__ = ["connection", "counters", "expiry", "hashes", "keys", "lists", "server", "strings"]
+__all__ = ["connection", "counters", "expiry", "hashes", "keys", "lists", "persistence", "server", "strings"]

@@ -77,6 +77,7 @@ def _expire(ctx: Session, argv: list[Any], scale: int, absolute: bool) -> int:
                 or (condition == "LT" and current is not None and deadline >= current)):
             return 0
     apply_deadline(keyspace, key, deadline)
+    ctx.log_as = ["PEXPIREAT", key, deadline]  # absolute, so that replay does not extend it
     return 1
 
 

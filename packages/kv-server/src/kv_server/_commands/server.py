@@ -80,6 +80,11 @@ def _keyspace(state: ServerState) -> dict[str, object]:
             "scan_cursors": len(state.cursors)}
 
 
+def _persistence(state: ServerState) -> dict[str, object]:
+    persistence = state.persistence
+    return {"enabled": 0} if persistence is None else {"enabled": 1, **persistence.info()}
+
+
 def _commandstats(state: ServerState) -> dict[str, object]:
     return {
         name.lower(): {"calls": e.calls, "failed_calls": e.failed, "rejected_calls": e.rejected}
@@ -96,6 +101,7 @@ SECTIONS: Final[dict[str, Callable[[ServerState], dict[str, object]]]] = {
     "server": _server,
     "clients": _clients,
     "memory": _memory,
+    "persistence": _persistence,
     "stats": _stats,
     "keyspace": _keyspace,
     "commandstats": _commandstats,

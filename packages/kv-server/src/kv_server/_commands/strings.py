@@ -74,6 +74,7 @@ def set_(ctx: Session, argv: list[Any]) -> object:
         keyspace.set(key, argv[2])
     if deadline is not None:
         apply_deadline(keyspace, key, deadline)
+        ctx.log_as = ["SET", key, argv[2], "PXAT", deadline]  # replay must not extend it
     return answer
 
 
@@ -122,8 +123,10 @@ def getex(ctx: Session, argv: list[Any]) -> object:
     deadline = deadline_from_options(keyspace, options, "getex")
     if deadline is not None:
         apply_deadline(keyspace, key, deadline)
+        ctx.log_as = ["PEXPIREAT", key, deadline]
     elif "PERSIST" in options and keyspace.deadline(key) is not None:
         keyspace.set_deadline(key, None)
+        ctx.log_as = ["PERSIST", key]
     return value
 
 
@@ -141,6 +144,7 @@ def _set_with_ttl(ctx: Session, argv: list[Any], scale: int, name: str) -> str:
     deadline = to_deadline(keyspace, argv[2], scale, False, name, positive=True)
     keyspace.set(key, argv[3])
     keyspace.set_deadline(key, deadline)
+    ctx.log_as = ["SET", key, argv[3], "PXAT", deadline]
     return OK
 
 

@@ -1,0 +1,297 @@
+"""The append-only file of a running server: write-ahead logging with group commit.
+
+Rules of this module:
+
+1. Write-ahead: a write command's record is appended to :attr:`AppendOnlyFile.pending`
+   when it runs; its connection sends no reply until the group holding the record
+   is written (and, with ``always``, fsynced). See ``_connection.py``.
+2. Group commit: one flusher task takes every record logged since its last turn,
+   from every connection, and writes them with one ``write`` (and one fsync with
+   ``always``). Connections that ran in the same event-loop turn share a group; with
+   ``always``, records logged while an fsync runs form the next group.
+3. ``everysec`` fsyncs from a worker thread once a second, on a duplicate of the
+   descriptor, so the event loop never waits for the disk; ``no`` leaves it to the
+   kernel. Every policy fsyncs a segment before it is closed.
+4. Failure closes writes, not the server: a failed write is cut back to the last
+   complete record (``ftruncate``), its group's writes are answered ``MISCONF``
+   instead of being acknowledged, and :attr:`AppendOnlyFile.error` makes dispatch
+   refuse new writes. Records not written are kept and retried every second; the
+   error clears when the retry succeeds. A failed fsync cannot be retried (the
+   kernel may have dropped the pages it did not write), nor can a failed segment
+   change; those clear only when a save succeeds: the snapshot then holds
+   everything, and a new ``kv.aof`` replaces the broken chain.
+5. Positions are logical: bytes of records since the data directory was created,
+   across segments. A snapshot records the position it covers; at each save the
+   active segment is closed (renamed ``kv.aof.N``) and a new ``kv.aof`` starts at
+   that position, so records written while a BGSAVE runs land in the new segment.
+   Segments wholly below the position of the newest snapshot are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from kv_protocol.aof import encode_header, encode_record
+
+from ._config import FsyncPolicy
+from ._datadir import AOF, fsync_directory, remove, write_durably
+
+log = logging.getLogger("kv_server")
+
+# A failed write is retried this often, and the everysec policy syncs this often.
+RETRY_S = 1.0
+EVERYSEC_S = 1.0
+
+
+class Group:
+    """The records of one flush: connections wait on ``done``, then read ``error``."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A closed segment and the logical positions it spans."""
+
+    path: Path
+    start: int
+    end: int
+
+
+class AppendOnlyFile:
+    """The active segment, the records waiting to be written, and the chain's state."""
+
+    def __init__(self, directory: Path, policy: FsyncPolicy, start: int,
+                 frozen: list[Segment], next_segment: int) -> None:
+        self.directory = directory
+        self.path = directory / AOF
+        self.policy = policy
+        self.frozen = frozen
+        """Closed segments still needed: no snapshot covers them yet."""
+        self.next_segment = next_segment
+        self.pending: list[bytes] = []
+        self.group = Group()
+        """The group the records in :attr:`pending` belong to."""
+        self.error: str | None = None
+        """Why writes are refused (rule 4), or None."""
+        self.broken = False
+        """Whether the failure is one a retry cannot fix (rule 4)."""
+        self.unwritten = b""
+        self.covered = start
+        """The position the newest snapshot covers."""
+        self.fsyncs = 0
+        self.last_fsync_ms = 0.0
+        self._wanted = trio.Event()
+        self._rotate_at: int | None = None
+        self._open(start)
+
+    def _open(self, start: int) -> None:
+        header = encode_header(start)
+        write_durably(self.path, [header])
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self.start = start
+        self.size = len(header)
+        """Bytes in the active segment's file."""
+        self.position = self.written = self.synced = start
+
+    # Called from command dispatch (synchronous, on the event loop).
+
+    def log(self, timestamp_ms: int, argv: list[object]) -> None:
+        """Queue one write command's record for the next group (rule 1)."""
+        record = encode_record(timestamp_ms, argv)
+        if not self.pending:
+            self._wanted.set()
+        self.pending.append(record)
+        self.position += len(record)
+
+    def rotate(self) -> int:
+        """Start a new segment at the current position; the position a snapshot taken now covers.
+
+        Records queued so far go to the closing segment, records logged from now on
+        to the new one; the flusher does the file work.
+        """
+        self._rotate_at = len(self.pending)
+        self._wanted.set()
+        return self.position
+
+    def snapshot_saved(self, position: int) -> None:
+        """A snapshot covering ``position`` is on disk: drop the segments below it."""
+        self.covered = max(self.covered, position)
+        if self.error is not None and position >= self.position:
+            self._restart(position)
+            return
+        needed = [segment for segment in self.frozen if segment.end > self.covered]
+        remove([segment.path for segment in self.frozen if segment.end <= self.covered])
+        self.frozen = needed
+
+    # The flusher.
+
+    async def run(self) -> None:
+        """Write groups as they form; retry after a failure; fsync once a second."""
+        async with trio.open_nursery() as nursery:
+            if self.policy is FsyncPolicy.EVERYSEC:
+                nursery.start_soon(self._sync_every_second)
+            while True:
+                with trio.move_on_after(RETRY_S if self.unwritten else float("inf")):
+                    await self._wanted.wait()
+                self._wanted = trio.Event()
+                if self.unwritten and not self.broken:
+                    self._retry()
+                await self._commit()
+
+    async def _commit(self) -> None:
+        group, self.group = self.group, Group()
+        pending, self.pending = self.pending, []
+        rotate_at, self._rotate_at = self._rotate_at, None
+        if self.error is not None:  # a snapshot that succeeds restarts the chain
+            self.unwritten += b"".join(pending)
+            group.error = self.error
+            group.done.set()
+            return
+        remaining = pending
+        try:
+            if rotate_at is not None:
+                self._write(b"".join(pending[:rotate_at]))
+                remaining = pending[rotate_at:]
+                await self._start_segment()
+            if remaining:
+                self._write(b"".join(remaining))
+                remaining = []
+                if self.policy is FsyncPolicy.ALWAYS:
+                    await self._fsync(self.fd)
+        except OSError as exc:
+            self.unwritten = b"".join(remaining)
+            if self.error is None:  # a rename or open failed, not a write or an fsync
+                self.broken = True
+                self._fail(f"cannot start a new segment in {self.directory}", exc)
+            group.error = self.error
+        finally:
+            group.done.set()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                log.exception("cannot cut %s back to its last complete record", self.path)
+            self._fail(f"cannot write {self.path}", exc)
+            raise
+        self.size += len(data)
+        self.written += len(data)
+
+    def _retry(self) -> None:
+        try:
+            self._write(self.unwritten)
+            self.unwritten = b""
+            if self.policy is not FsyncPolicy.NO:
+                os.fsync(self.fd)
+                self.synced = self.written
+        except OSError as exc:
+            if not self.unwritten:  # written, but the fsync failed: rule 4
+                self.broken = True
+                self._fail(f"cannot fsync {self.path}", exc)
+            return
+        self._clear_error("the append-only file is writable again")
+
+    def _restart(self, position: int) -> None:
+        """A new chain at ``position``, covered by a snapshot: recovery from any failure."""
+        os.close(self.fd)
+        # Whatever was queued ran before the snapshot was taken: it is in there.
+        group, self.group = self.group, Group()
+        self.pending, self.unwritten, self._rotate_at = [], b"", None
+        group.done.set()
+        old = [segment.path for segment in self.frozen]
+        self.frozen = []
+        self._open(position)
+        remove(old)
+        self._clear_error("a snapshot now holds every change")
+
+    async def _fsync(self, fd: int) -> None:
+        target = self.written
+        started = time.perf_counter()
+        try:
+            await trio.to_thread.run_sync(os.fsync, fd)
+        except OSError as exc:
+            self.broken = True
+            self._fail(f"cannot fsync {self.path}", exc)
+            raise
+        self.last_fsync_ms = (time.perf_counter() - started) * 1000
+        self.fsyncs += 1
+        self.synced = max(self.synced, target)
+
+    async def _sync_every_second(self) -> None:
+        while True:
+            await trio.sleep(EVERYSEC_S)
+            if self.synced < self.written and self.error is None:
+                fd = os.dup(self.fd)  # rule 3: the flusher may close self.fd meanwhile
+                try:
+                    await self._fsync(fd)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+
+    async def _start_segment(self) -> None:
+        """Close the active segment as ``kv.aof.N`` and start ``kv.aof`` at its end (rule 5)."""
+        await self._fsync(self.fd)
+        closed = self.directory / f"{AOF}.{self.next_segment}"
+        self.next_segment += 1
+        os.rename(self.path, closed)
+        os.close(self.fd)
+        self.frozen.append(Segment(closed, self.start, self.written))
+        self._open(self.written)
+        fsync_directory(self.directory)
+        self.snapshot_saved(self.covered)
+
+    def _fail(self, what: str, exc: OSError) -> str:
+        self.error = f"{what}: {exc.strerror or exc}"
+        log.error("%s; writes are refused until it can be written (see INFO persistence)",
+                  self.error)
+        return self.error
+
+    def _clear_error(self, why: str) -> None:
+        if self.error is not None:
+            log.warning("%s; accepting writes again", why)
+        self.error, self.broken = None, False
+
+    def close(self) -> None:
+        """Write what is queued, fsync and close (graceful shutdown; blocks)."""
+        data = self.unwritten + b"".join(self.pending)
+        self.pending, self.unwritten = [], b""
+        try:
+            if data and not self.broken:
+                self._write(data)
+            os.fsync(self.fd)
+        except OSError as exc:
+            log.error("cannot flush %s at shutdown: %s", self.path, exc)
+        finally:
+            os.close(self.fd)
+
+    def info(self) -> dict[str, object]:
+        """The AOF's part of INFO persistence."""
+        return {
+            "aof_file": str(self.path),
+            "aof_size": self.size,
+            "aof_segments": len(self.frozen) + 1,
+            "aof_position": self.position,
+            "aof_pending_bytes": self.position - self.written + len(self.unwritten),
+            "aof_fsync_policy": str(self.policy),
+            "aof_fsyncs": self.fsyncs,
+            "aof_last_fsync_latency_ms": round(self.last_fsync_ms, 3),
+            "aof_last_write_status": "ok" if self.error is None else "err",
+            "aof_last_error": self.error or "",
+        }

@@ -1,0 +1,213 @@
+"""Persistence as a service of the running server: start-up, saves, the AOF, INFO.
+
+Rules of this module:
+
+1. :meth:`Persistence.open` runs before any listener opens: it locks the data
+   directory, loads the snapshot, replays the AOF, saves if anything was replayed
+   and starts a fresh ``kv.aof`` at the position the snapshot covers.
+2. Every save takes its position from :meth:`AppendOnlyFile.rotate` at the moment
+   the image is taken (SAVE: now; BGSAVE: at the fork), so the snapshot plus the
+   records after that position always make the whole dataset.
+3. One save at a time: SAVE, BGSAVE and CONVERT answer ``BUSY`` while a
+   background save runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from kv_protocol.errors import BusyError, ServerError
+
+from ._aof import AppendOnlyFile
+from ._datadir import SNAPSHOT, lock, remove
+from ._recovery import recover
+from ._snapshots import detect_encoding, fork_writer, install, temporary_path, wait_child, write_snapshot
+
+if TYPE_CHECKING:
+    from ._state import ServerState
+
+log = logging.getLogger("kv_server")
+
+
+class Persistence:
+    """The data directory of a running server."""
+
+    def __init__(self, state: ServerState, lock_fd: int, aof: AppendOnlyFile, encoding: str) -> None:
+        self.state = state
+        self.directory = state.config.data_dir
+        self.aof = aof
+        self.encoding = encoding
+        """The snapshot format saves write: ``plaintext`` or ``binary``."""
+        self._lock_fd = lock_fd
+        self.child: int | None = None
+        """The pid of the BGSAVE child while one runs."""
+        self.last_save = time.time()
+        self.last_save_status = "ok"
+        self.last_save_error = ""
+        self.last_save_ms = 0.0
+        self.saves = 0
+        self.dirty_at_save = state.keyspace.dirty
+        self.loaded: dict[str, object] = {}
+        """Start-up figures for INFO: keys loaded, records replayed, seconds taken."""
+        self._nursery: trio.Nursery | None = None
+
+    @classmethod
+    def open(cls, state: ServerState) -> Persistence:
+        """Lock, load, replay and start the AOF (rule 1).
+
+        Raises:
+            StartupError: damaged files; OSError: the directory is locked or unreadable.
+        """
+        config = state.config
+        directory = config.data_dir
+        lock_fd = lock(directory)
+        try:
+            started = time.perf_counter()
+            found = recover(state, directory, config.aof_load_truncated)
+            snapshot = directory / SNAPSHOT
+            encoding = "binary" if config.binary else detect_encoding(snapshot) or "plaintext"
+            position = found.position
+            if found.replayed or found.dropped_torn:
+                write_snapshot(state.keyspace, temporary_path(directory), encoding, position)
+                install(directory, temporary_path(directory))
+            aof = AppendOnlyFile(directory, config.appendfsync, position, [], 1)
+            remove([path for path in found.segments if path.name != aof.path.name])
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        persistence = cls(state, lock_fd, aof, encoding)
+        if snapshot.exists() and not found.replayed:
+            persistence.last_save = snapshot.stat().st_mtime
+        persistence.loaded = {
+            "loaded_keys": len(state.keyspace),
+            "loaded_aof_records": found.replayed,
+            "loading_seconds": round(time.perf_counter() - started, 3),
+        }
+        state.dispatcher.aof = aof
+        return persistence
+
+    async def run(self) -> None:
+        """The AOF flusher and the ``--persist`` timer, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.aof.run)
+            if self.state.config.persist_s is not None:
+                nursery.start_soon(self._persist_every, self.state.config.persist_s)
+
+    async def _persist_every(self, seconds: float) -> None:
+        while True:
+            await trio.sleep(seconds)
+            if self.child is None and self.state.keyspace.dirty != self.dirty_at_save:
+                try:
+                    self.bgsave()
+                except (OSError, ServerError) as exc:
+                    log.error("periodic background save failed to start: %s", exc)
+
+    def _check_idle(self) -> None:
+        if self.child is not None:
+            raise BusyError("a background save is in progress")
+
+    def save(self) -> None:
+        """SAVE: write the snapshot now, blocking the event loop."""
+        self._check_idle()
+        keyspace = self.state.keyspace
+        dirty, started = keyspace.dirty, time.perf_counter()
+        position = self.aof.rotate()
+        written = temporary_path(self.directory)
+        try:
+            write_snapshot(keyspace, written, self.encoding, position)
+            install(self.directory, written)
+        except OSError as exc:
+            self._failed(f"cannot write {written}: {exc.strerror or exc}")
+            raise ServerError(f"save failed: {self.last_save_error}") from None
+        self._saved(position, dirty, started)
+
+    def bgsave(self, encoding: str | None = None) -> None:
+        """BGSAVE (and CONVERT): fork a child that writes the snapshot; answer at once."""
+        self._check_idle()
+        if self._nursery is None:
+            raise BusyError("the server is starting")
+        if encoding is not None:
+            self.encoding = encoding
+        keyspace = self.state.keyspace
+        dirty, started = keyspace.dirty, time.perf_counter()
+        position = self.aof.rotate()
+        written = temporary_path(self.directory)
+        self.child = fork_writer(keyspace, written, self.encoding, position)
+        self._nursery.start_soon(self._finish_bgsave, self.child, written, position, dirty, started)
+
+    async def _finish_bgsave(self, pid: int, written: Path, position: int, dirty: int,
+                             started: float) -> None:
+        try:
+            status = await wait_child(pid)
+        except BaseException:
+            self._stop_child()
+            raise
+        self.child = None
+        if status != 0:
+            self._failed(f"the background save exited with status {status} (see the server log)")
+            with contextlib.suppress(FileNotFoundError):
+                written.unlink()
+            return
+        try:
+            install(self.directory, written)
+        except OSError as exc:
+            self._failed(f"cannot install {written}: {exc.strerror or exc}")
+            return
+        self._saved(position, dirty, started)
+
+    def _saved(self, position: int, dirty: int, started: float) -> None:
+        self.last_save, self.last_save_status, self.last_save_error = time.time(), "ok", ""
+        self.last_save_ms = (time.perf_counter() - started) * 1000
+        self.saves += 1
+        self.dirty_at_save = dirty
+        try:
+            self.aof.snapshot_saved(position)
+        except OSError as exc:
+            log.error("cannot drop the AOF segments the snapshot covers: %s", exc)
+
+    def _failed(self, reason: str) -> None:
+        self.last_save_status, self.last_save_error = "err", reason
+        log.error("save failed: %s", reason)
+
+    def _stop_child(self) -> None:
+        if self.child is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.child, 0)
+        self.child = None
+        with contextlib.suppress(FileNotFoundError):
+            temporary_path(self.directory).unlink()
+        log.warning("background save abandoned: the server is shutting down")
+
+    def close(self) -> None:
+        """Shutdown: stop a running BGSAVE, flush and fsync the AOF, release the lock."""
+        self._stop_child()
+        self.aof.close()
+        os.close(self._lock_fd)
+
+    def info(self) -> dict[str, object]:
+        """INFO persistence."""
+        return {
+            **self.loaded,
+            "snapshot_file": str(self.directory / SNAPSHOT),
+            "snapshot_format": self.encoding,
+            "changes_since_last_save": self.state.keyspace.dirty - self.dirty_at_save,
+            "bgsave_in_progress": int(self.child is not None),
+            "last_save_time": int(self.last_save),
+            "last_save_status": self.last_save_status,
+            "last_save_error": self.last_save_error,
+            "last_save_duration_ms": round(self.last_save_ms, 3),
+            "saves": self.saves,
+            **self.aof.info(),
+        }

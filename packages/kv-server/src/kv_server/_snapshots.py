@@ -1,0 +1,167 @@
+"""Snapshot files: writing one (in the server or a forked child), installing it, loading it.
+
+Rules of this module:
+
+1. A snapshot is written to ``kv.db.tmp``, fsynced, then installed: the current
+   ``kv.db`` is hard-linked as ``kv.db.old``, the new file renamed over ``kv.db``,
+   and the directory fsynced. At every instant ``kv.db`` is a complete snapshot.
+2. BGSAVE forks. The child sees the keyspace exactly as it was at the fork (the
+   kernel copies pages on write), so the image is consistent without pausing the
+   server for longer than the fork itself; the child writes the file and leaves
+   with ``os._exit``, never returning into the parent's event loop.
+3. The file formats are ``kv_protocol.snapshot``'s; this module does the I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from kv_protocol.snapshot import SnapshotHeader, SnapshotReader, SnapshotWriter
+
+from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
+from ._keyspace import KvHash, KvList, Keyspace
+
+# Entries are encoded into chunks of about this size before each write.
+CHUNK_BYTES: Final = 1 << 20
+# How often a parent without pidfd support looks whether its child finished.
+_POLL_S: Final = 0.01
+
+
+def _entries(keyspace: Keyspace) -> Iterator[tuple[object, str, object, int | None]]:
+    expires = keyspace.expires
+    for key, value in keyspace.data.items():
+        kind = type(value)
+        if kind is KvList:
+            yield key, "list", list(value), expires.get(key)  # type: ignore[arg-type]
+        elif kind is KvHash:
+            yield key, "hash", dict(value), expires.get(key)  # type: ignore[arg-type]
+        else:
+            yield key, "string", value, expires.get(key)
+
+
+def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int) -> int:
+    """Write the whole keyspace to ``path`` and fsync it; the number of entries.
+
+    Keys whose deadline has passed are written too (with their deadline): loading
+    drops them, and counting them first would cost a pass over the keyspace.
+    """
+    writer = SnapshotWriter(encoding, len(keyspace.data), position, time.time_ns() // 1_000_000)
+    entry = writer.entry
+    with open(path, "wb") as out:
+        chunk = [writer.header()]
+        size = 0
+        for key, kind, value, deadline in _entries(keyspace):
+            data = entry(key, kind, value, deadline)  # type: ignore[arg-type]
+            chunk.append(data)
+            size += len(data)
+            if size >= CHUNK_BYTES:
+                out.write(b"".join(chunk))
+                chunk, size = [], 0
+        chunk.append(writer.trailer())
+        out.write(b"".join(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    return len(keyspace.data)
+
+
+def install(directory: Path, written: Path) -> None:
+    """Make ``written`` the snapshot and keep the previous one as kv.db.old (rule 1)."""
+    current, old = directory / SNAPSHOT, directory / OLD_SNAPSHOT
+    if current.exists():
+        keep = directory / (OLD_SNAPSHOT + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            keep.unlink()
+        os.link(current, keep)
+        os.replace(keep, old)
+    os.replace(written, current)
+    fsync_directory(directory)
+
+
+def temporary_path(directory: Path) -> Path:
+    return directory / (SNAPSHOT + ".tmp")
+
+
+def load_snapshot(path: Path, keyspace: Keyspace) -> SnapshotHeader:
+    """Load the snapshot at ``path`` into an empty keyspace.
+
+    Raises:
+        kv_protocol.snapshot.SnapshotFormatError: the file is not a complete, intact
+            snapshot; the keyspace is then partly filled and must be discarded.
+    """
+    reader = SnapshotReader()
+    load = keyspace.load
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK_BYTES):
+            for key, kind, value, deadline in reader.feed(chunk):
+                if kind == "list":
+                    value = KvList(value)  # type: ignore[arg-type]
+                elif kind == "hash":
+                    value = KvHash(value)  # type: ignore[arg-type]
+                load(key, value, deadline)
+    reader.finish()
+    assert reader.header is not None  # finish() succeeded
+    return reader.header
+
+
+def detect_encoding(path: Path) -> str | None:
+    """The encoding of the snapshot at ``path`` from its first bytes, or None."""
+    try:
+        with open(path, "rb") as source:
+            start = source.read(3)
+    except FileNotFoundError:
+        return None
+    return "binary" if start == b"\xd9\xd9\xf7" else "plaintext" if start[:1] == b"{" else None
+
+
+def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int) -> int:
+    """Fork a child that writes the snapshot (rule 2); its pid.
+
+    The child only runs :func:`write_snapshot` and exits: it holds no lock another
+    thread could have held at the fork, which is what makes forking a process with
+    worker threads safe here (hence the suppressed warning).
+    """
+    gc.freeze()  # the child's collector then leaves the parent's objects (and pages) alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        gc.unfreeze()
+        return pid
+    status = 1
+    try:
+        gc.disable()
+        write_snapshot(keyspace, path, encoding, position)
+        status = 0
+    except BaseException:
+        print(f"kv-server: background save to {path} failed:", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        os._exit(status)
+
+
+async def wait_child(pid: int) -> int:
+    """Wait for the child ``pid`` without blocking the event loop; its exit status."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: poll instead
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            await trio.sleep(_POLL_S)
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

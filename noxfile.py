@@ -73,6 +73,14 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session
+def crash(session: nox.Session) -> None:
+    """The SIGKILL crash test with 20 rounds per fsync policy (the default run does 3)."""
+    install_workspace(session, "test")
+    session.run("pytest", "tests-integration/test_crash.py", *session.posargs,
+                env={"KV_CRASH_ROUNDS": "20"})
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff, mypy --strict, and the module size rule."""
     install_workspace(session, "lint")

@@ -16,7 +16,8 @@ def test_flushall(state: ServerState, call: Call) -> None:
 
 def test_info_default_sections(call: Call) -> None:
     info = call("INFO")
-    assert list(info) == ["server", "clients", "memory", "stats", "keyspace", "errorstats"]
+    assert list(info) == ["server", "clients", "memory", "persistence", "stats", "keyspace",
+                          "errorstats"]
     assert info["server"]["process_id"] == os.getpid()
     assert info["server"]["kv_version"] == "0.1.0"
     assert info["clients"]["connected_clients"] == 1

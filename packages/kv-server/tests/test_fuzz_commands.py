@@ -21,6 +21,7 @@ from kv_server._keyspace import KvHash, KvList
 from kv_server._state import ServerState
 from server_helpers import make_config, new_session
 
+
 @settings(max_examples=300)
 @given(st.lists(any_call, min_size=1, max_size=25))
 def test_well_typed_calls_answer_and_keep_the_keyspace_sound(sequence: list[list[Any]]) -> None:

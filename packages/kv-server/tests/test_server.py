@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from server_helpers import Peer, make_config
 
 
 async def start(nursery: trio.Nursery, **changes: object) -> ServerState:
+    """A server with a fresh data directory of its own (one server per directory)."""
+    changes.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="kv-test-")))
     state: ServerState = await nursery.start(functools.partial(serve, make_config(**changes)))
     return state
 
@@ -74,4 +77,12 @@ async def test_port_in_use_fails_before_starting(nursery: trio.Nursery) -> None:
     first = await start(nursery)
     with pytest.raises(OSError):
         await start(nursery, port=first.tcp_port)
+    first.request_shutdown()
+
+
+async def test_a_data_directory_in_use_fails_before_starting(nursery: trio.Nursery,
+                                                             tmp_path: Path) -> None:
+    first = await start(nursery, data_dir=tmp_path)
+    with pytest.raises(OSError, match="in use by another kv-server"):
+        await start(nursery, data_dir=tmp_path)
     first.request_shutdown()

@@ -18,8 +18,8 @@ from kv_protocol.errors import CommandSyntaxError as CommandSyntaxError
 from kv_protocol.errors import ExecAbortError as ExecAbortError
 from kv_protocol.errors import KvError as KvError
 from kv_protocol.errors import LoadingError as LoadingError
-from kv_protocol.errors import MisconfError as MisconfError
 from kv_protocol.errors import LocalProtocolError as LocalProtocolError
+from kv_protocol.errors import MisconfError as MisconfError
 from kv_protocol.errors import NoAuthError as NoAuthError
 from kv_protocol.errors import NoKeyError as NoKeyError
 from kv_protocol.errors import NotFloatError as NotFloatError

@@ -17,7 +17,7 @@ table's words (``set(k, v, ex=10, nx=True)`` sends ``SET k v EX 10 NX``).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from kv_protocol.values import Value
 
@@ -89,3 +89,20 @@ class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
         """Information and statistics about the server."""
         info: dict[str, dict[str, Any]] = self.execute_command("INFO", *sections)
         return info
+
+    # persistence
+    def save(self) -> bool:
+        """Write a snapshot now; the server answers no one else until it is done."""
+        return self._status("SAVE")
+
+    def bgsave(self) -> str:
+        """Start writing a snapshot in the background; INFO persistence tells when it is done."""
+        return str(self.execute_command("BGSAVE"))
+
+    def lastsave(self) -> int:
+        """Unix time in seconds of the last successful snapshot."""
+        return int(self.execute_command("LASTSAVE"))
+
+    def convert(self, format: Literal["plaintext", "binary"] | None = None) -> str:
+        """Switch the snapshot's format (flip it without an argument), through a BGSAVE."""
+        return str(self.execute_command("CONVERT", *([format.upper()] if format else [])))

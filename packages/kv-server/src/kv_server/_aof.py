@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trio
-
 from kv_protocol.aof import encode_header, encode_record
 
 from ._config import FsyncPolicy
@@ -93,6 +92,8 @@ class AppendOnlyFile:
         self.last_fsync_ms = 0.0
         self._wanted = trio.Event()
         self._rotate_at: int | None = None
+        self.position = start
+        """The logical position after the last record logged (written or not)."""
         self._open(start)
 
     def _open(self, start: int) -> None:
@@ -102,7 +103,7 @@ class AppendOnlyFile:
         self.start = start
         self.size = len(header)
         """Bytes in the active segment's file."""
-        self.position = self.written = self.synced = start
+        self.written = self.synced = start
 
     # Called from command dispatch (synchronous, on the event loop).
 
@@ -214,6 +215,7 @@ class AppendOnlyFile:
         group, self.group = self.group, Group()
         self.pending, self.unwritten, self._rotate_at = [], b"", None
         group.done.set()
+        self.position = position
         old = [segment.path for segment in self.frozen]
         self.frozen = []
         self._open(position)

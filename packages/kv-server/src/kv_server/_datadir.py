@@ -30,7 +30,7 @@ LOCK: Final = "kv.lock"
 _SEGMENT: Final = re.compile(r"kv\.aof\.([0-9]{1,9})")
 
 
-class DataDirLocked(OSError):
+class DataDirLockedError(OSError):
     """Another server holds the directory's lock."""
 
 
@@ -38,7 +38,7 @@ def lock(directory: Path) -> int:
     """Take the directory's lock; the returned descriptor holds it until closed.
 
     Raises:
-        DataDirLocked: another process holds it.
+        DataDirLockedError: another process holds it.
     """
     path = directory / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -48,7 +48,7 @@ def lock(directory: Path) -> int:
         holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise DataDirLocked(
+            raise DataDirLockedError(
                 exc.errno, f"{directory} is in use by another kv-server (pid {holder})") from None
         raise
     os.ftruncate(fd, 0)

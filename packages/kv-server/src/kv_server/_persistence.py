@@ -68,6 +68,7 @@ class Persistence:
         """
         config = state.config
         directory = config.data_dir
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock_fd = lock(directory)
         try:
             started = time.perf_counter()

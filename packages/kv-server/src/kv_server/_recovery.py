@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from kv_protocol.aof import AofFormatError, AofReader, AofRecord
-from kv_protocol.errors import ServerError
 from kv_protocol.snapshot import SnapshotFormatError, SnapshotHeader
+
+from kv_protocol.errors import ServerError
 
 from ._datadir import AOF, OLD_SNAPSHOT, SNAPSHOT, segments
 from ._snapshots import CHUNK_BYTES, load_snapshot
@@ -90,6 +91,7 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
     dropped = False
     for index, path in enumerate(files):
         reader = replay.file(path)
+        assert reader.start is not None and reader.end_position is not None  # header read
         if reader.start > expected or (index and reader.start != expected):
             raise StartupError(
                 f"{path} starts at log position {reader.start}, but what precedes it ends at "
@@ -129,9 +131,9 @@ class _Replay:
                     for record in reader.feed(chunk):
                         replay_clock.now = record.timestamp_ms
                         self._apply(path, record)
-            reader.finish()
+            reader.finish(allow_torn=False)
         except AofFormatError as exc:
-            if not exc.torn:
+            if not exc.torn or reader.start is None:
                 raise StartupError(
                     f"{path}: {exc}. Run `kv-aof-check {path}` to see the damage and "
                     f"`kv-aof-check --fix {path}` to cut the file back to its last good record "

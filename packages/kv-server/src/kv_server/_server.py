@@ -1,9 +1,10 @@
 """The server as a trio task tree, and its staged shutdown.
 
-``serve(config)`` loads the data directory (``_persistence.py``), opens the listeners (TCP on each bind address, optionally a Unix
-socket), serves connections in their own nursery and reports the running
-:class:`ServerState` through ``task_status`` once it accepts connections, so tests
-can run servers on port 0 without sleeping.
+``serve(config)`` loads the data directory (``_persistence.py``), opens the
+listeners (TCP on each bind address, optionally a Unix socket), serves connections
+in their own nursery and reports the running :class:`ServerState` through
+``task_status`` once it accepts connections, so tests can run servers on port 0
+without sleeping.
 
 Shutdown in stages (after hypercorn): a shutdown request (SIGINT/SIGTERM when
 ``handle_signals``) stops the listeners, so no new connection is accepted; every

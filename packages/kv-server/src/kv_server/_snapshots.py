@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import sys
 import time
@@ -26,14 +27,15 @@ from pathlib import Path
 from typing import Final
 
 import trio
-
 from kv_protocol.snapshot import SnapshotHeader, SnapshotReader, SnapshotWriter
+from kv_protocol.snapshot import detect_encoding as encoding_of
 
 from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
-from ._keyspace import KvHash, KvList, Keyspace
+from ._keyspace import Keyspace, KvHash, KvList
 
-# Entries are encoded into chunks of about this size before each write.
+# Files are read in chunks of this size, and entries encoded this many at a time.
 CHUNK_BYTES: Final = 1 << 20
+BATCH_ENTRIES: Final = 4096
 # How often a parent without pidfd support looks whether its child finished.
 _POLL_S: Final = 0.01
 
@@ -57,19 +59,12 @@ def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int)
     drops them, and counting them first would cost a pass over the keyspace.
     """
     writer = SnapshotWriter(encoding, len(keyspace.data), position, time.time_ns() // 1_000_000)
-    entry = writer.entry
+    entries = _entries(keyspace)
     with open(path, "wb") as out:
-        chunk = [writer.header()]
-        size = 0
-        for key, kind, value, deadline in _entries(keyspace):
-            data = entry(key, kind, value, deadline)  # type: ignore[arg-type]
-            chunk.append(data)
-            size += len(data)
-            if size >= CHUNK_BYTES:
-                out.write(b"".join(chunk))
-                chunk, size = [], 0
-        chunk.append(writer.trailer())
-        out.write(b"".join(chunk))
+        out.write(writer.header())
+        while batch := list(itertools.islice(entries, BATCH_ENTRIES)):
+            out.write(writer.entries(batch))  # type: ignore[arg-type]
+        out.write(writer.trailer())
         out.flush()
         os.fsync(out.fileno())
     return len(keyspace.data)
@@ -109,19 +104,16 @@ def load_snapshot(path: Path, keyspace: Keyspace) -> SnapshotHeader:
                 elif kind == "hash":
                     value = KvHash(value)  # type: ignore[arg-type]
                 load(key, value, deadline)
-    reader.finish()
-    assert reader.header is not None  # finish() succeeded
-    return reader.header
+    return reader.finish()
 
 
 def detect_encoding(path: Path) -> str | None:
     """The encoding of the snapshot at ``path`` from its first bytes, or None."""
     try:
         with open(path, "rb") as source:
-            start = source.read(3)
+            return encoding_of(source.read(3))
     except FileNotFoundError:
         return None
-    return "binary" if start == b"\xd9\xd9\xf7" else "plaintext" if start[:1] == b"{" else None
 
 
 def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int) -> int:

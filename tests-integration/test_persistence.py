@@ -261,3 +261,65 @@ def test_info_persistence_and_lastsave(client: Client) -> None:
     assert client.save() is True
     assert client.lastsave() > before
     assert client.info("persistence")["persistence"]["changes_since_last_save"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    if not path.exists():
+        pytest.skip("needs Linux's /proc/PID/task/PID/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def _load(kv: Client, keys: int) -> None:
+    for start in range(0, keys, 10_000):
+        kv.mset({f"key:{i:012}": b"abc" for i in range(start, start + 10_000)})
+
+
+def test_a_killed_server_takes_its_bgsave_child_with_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data)
+    with server.client(timeout=60) as kv:
+        _load(kv, 300_000)
+        kv.bgsave()
+        children = _children(server.proc.pid)
+    assert children, "the BGSAVE child finished before the test looked"
+    _kill(server)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{child}").exists() for child in children):
+        assert time.monotonic() < deadline, "the BGSAVE child outlived its server"
+        time.sleep(0.01)
+    server = start_server(data)  # the directory is free, and nothing was lost
+    with server.client(timeout=60) as kv:
+        assert kv.dbsize() == 300_000
+    assert server.stop() == 0
+
+
+def test_sigterm_during_bgsave_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data)
+    with server.client(timeout=60) as kv:
+        _load(kv, 300_000)
+        kv.bgsave()
+    assert server.stop(signal.SIGTERM) == 0
+    assert "background save abandoned" in server.log()
+    assert not (data / "kv.db.tmp").exists()
+    server = start_server(data)
+    with server.client(timeout=60) as kv:
+        assert kv.dbsize() == 300_000
+    assert server.stop() == 0
+
+
+def test_persist_saves_in_the_background_when_data_changed(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--persist", "0.2")
+    with server.client() as kv:
+        kv.set("k", 1)
+        deadline = time.monotonic() + 10
+        while kv.info("persistence")["persistence"]["saves"] == 0:
+            assert time.monotonic() < deadline, "no background save within 10 s"
+            time.sleep(0.05)
+        info = _wait_for_bgsave(kv)
+        assert info["changes_since_last_save"] == 0
+        time.sleep(0.5)  # nothing changed: no more saves
+        assert kv.info("persistence")["persistence"]["saves"] == info["saves"]
+    assert (tmp_path / "data" / "kv.db").exists()
+    assert server.stop() == 0

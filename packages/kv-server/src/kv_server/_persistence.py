@@ -142,7 +142,7 @@ class Persistence:
         dirty, started = keyspace.dirty, time.perf_counter()
         position = self.aof.rotate()
         written = temporary_path(self.directory)
-        self.child = fork_writer(keyspace, written, self.encoding, position)
+        self.child = fork_writer(keyspace, written, self.encoding, position, self._lock_fd)
         self._nursery.start_soon(self._finish_bgsave, self.child, written, position, dirty, started)
 
     async def _finish_bgsave(self, pid: int, written: Path, position: int, dirty: int,

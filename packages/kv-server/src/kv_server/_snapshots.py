@@ -8,26 +8,33 @@ Rules of this module:
 2. BGSAVE forks. The child sees the keyspace exactly as it was at the fork (the
    kernel copies pages on write), so the image is consistent without pausing the
    server for longer than the fork itself; the child writes the file and leaves
-   with ``os._exit``, never returning into the parent's event loop.
+   with ``os._exit``, never returning into the parent's event loop. It closes every
+   inherited descriptor but the data directory's lock (a listening socket kept open
+   by a child would keep the port and swallow connections), and on Linux it dies
+   with its parent: a killed server leaves no writer behind to race a new one.
 3. The file formats are ``kv_protocol.snapshot``'s; this module does the I/O.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import itertools
 import os
+import resource
+import signal
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import trio
-from kv_protocol.snapshot import SnapshotHeader, SnapshotReader, SnapshotWriter
+from kv_protocol.snapshot import Kind, SnapshotHeader, SnapshotReader, SnapshotWriter
+from kv_protocol.values import Key
 from kv_protocol.snapshot import detect_encoding as encoding_of
 
 from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
@@ -38,16 +45,18 @@ CHUNK_BYTES: Final = 1 << 20
 BATCH_ENTRIES: Final = 4096
 # How often a parent without pidfd support looks whether its child finished.
 _POLL_S: Final = 0.01
+_PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
 
 
-def _entries(keyspace: Keyspace) -> Iterator[tuple[object, str, object, int | None]]:
+def _entries(keyspace: Keyspace) -> Iterator[tuple[Key, Kind, Any, int | None]]:
     expires = keyspace.expires
+    value: Any
     for key, value in keyspace.data.items():
         kind = type(value)
         if kind is KvList:
-            yield key, "list", list(value), expires.get(key)  # type: ignore[arg-type]
+            yield key, "list", list(value), expires.get(key)
         elif kind is KvHash:
-            yield key, "hash", dict(value), expires.get(key)  # type: ignore[arg-type]
+            yield key, "hash", dict(value), expires.get(key)
         else:
             yield key, "string", value, expires.get(key)
 
@@ -63,7 +72,7 @@ def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int)
     with open(path, "wb") as out:
         out.write(writer.header())
         while batch := list(itertools.islice(entries, BATCH_ENTRIES)):
-            out.write(writer.entries(batch))  # type: ignore[arg-type]
+            out.write(writer.entries(batch))
         out.write(writer.trailer())
         out.flush()
         os.fsync(out.fileno())
@@ -100,10 +109,11 @@ def load_snapshot(path: Path, keyspace: Keyspace) -> SnapshotHeader:
         while chunk := source.read(CHUNK_BYTES):
             for key, kind, value, deadline in reader.feed(chunk):
                 if kind == "list":
-                    value = KvList(value)  # type: ignore[arg-type]
+                    load(key, KvList(value), deadline)  # type: ignore[arg-type]
                 elif kind == "hash":
-                    value = KvHash(value)  # type: ignore[arg-type]
-                load(key, value, deadline)
+                    load(key, KvHash(value), deadline)  # type: ignore[arg-type]
+                else:
+                    load(key, value, deadline)
     return reader.finish()
 
 
@@ -116,13 +126,14 @@ def detect_encoding(path: Path) -> str | None:
         return None
 
 
-def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int) -> int:
+def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int, lock_fd: int) -> int:
     """Fork a child that writes the snapshot (rule 2); its pid.
 
     The child only runs :func:`write_snapshot` and exits: it holds no lock another
     thread could have held at the fork, which is what makes forking a process with
     worker threads safe here (hence the suppressed warning).
     """
+    parent = os.getpid()
     gc.freeze()  # the child's collector then leaves the parent's objects (and pages) alone
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -133,6 +144,9 @@ def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int) ->
     status = 1
     try:
         gc.disable()
+        _die_with_parent(parent)
+        os.closerange(3, lock_fd)
+        os.closerange(lock_fd + 1, _max_fd())
         write_snapshot(keyspace, path, encoding, position)
         status = 0
     except BaseException:
@@ -140,6 +154,19 @@ def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int) ->
         traceback.print_exc(file=sys.stderr)
     finally:
         os._exit(status)
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+def _max_fd() -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 65536
 
 
 async def wait_child(pid: int) -> int:

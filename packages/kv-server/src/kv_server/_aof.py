@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trio
+
 from kv_protocol.aof import encode_header, encode_record
 
 from ._config import FsyncPolicy

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
+
 from kv_protocol.snapshot import Kind, SnapshotHeader, SnapshotReader, SnapshotWriter
-from kv_protocol.values import Key
 from kv_protocol.snapshot import detect_encoding as encoding_of
+from kv_protocol.values import Key
 
 from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
 from ._keyspace import Keyspace, KvHash, KvList

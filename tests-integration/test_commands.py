@@ -59,7 +59,8 @@ def test_info(kv_server: ServerProcess, client: Client) -> None:
     client.set("k", 1)
     client.get("k")
     info = client.info()
-    assert set(info) == {"server", "clients", "memory", "stats", "keyspace", "errorstats"}
+    assert set(info) == {"server", "clients", "memory", "persistence", "stats", "keyspace",
+                         "errorstats"}
     assert info["server"]["tcp_port"] == kv_server.port
     assert info["server"]["process_id"] == kv_server.proc.pid != os.getpid()
     assert info["keyspace"]["keys"] == 1

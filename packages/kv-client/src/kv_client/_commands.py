@@ -92,11 +92,11 @@ class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
 
     # persistence
     def save(self) -> bool:
-        """Write a snapshot now; the server answers no one else until it is done."""
+        """Write a snapshot now, blocking every client until done."""
         return self._status("SAVE")
 
     def bgsave(self) -> str:
-        """Start writing a snapshot in the background; INFO persistence tells when it is done."""
+        """Write a snapshot in the background."""
         return str(self.execute_command("BGSAVE"))
 
     def lastsave(self) -> int:
@@ -104,5 +104,5 @@ class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
         return int(self.execute_command("LASTSAVE"))
 
     def convert(self, format: Literal["plaintext", "binary"] | None = None) -> str:
-        """Switch the snapshot's format (flip it without an argument), through a BGSAVE."""
+        """Switch the snapshot's format between plaintext and binary."""
         return str(self.execute_command("CONVERT", *([format.upper()] if format else [])))

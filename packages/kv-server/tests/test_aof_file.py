@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kv_protocol.aof import AofReader, encode_record
+from kv_protocol.aof import MAX_LINE_BYTES, AofReader, encode_record
 from kv_server._aof import AppendOnlyFile
 from kv_server._config import FsyncPolicy
 
@@ -62,4 +62,16 @@ async def test_a_failed_write_is_cut_back_refused_and_retried(tmp_path: Path) ->
     aof._retry()
     assert aof.error is None and not aof.unwritten and aof.size > good
     assert read(tmp_path / "kv.aof").records == 2
+    aof.close()
+
+
+async def test_a_record_too_long_to_read_back_fails_its_group_until_a_save(tmp_path: Path) -> None:
+    aof = AppendOnlyFile(tmp_path, FsyncPolicy.NO, 0, [], 1)
+    group = aof.group
+    aof.log(1, ["SET", "huge", "\x01" * (MAX_LINE_BYTES // 5)])  # six bytes each in JSON
+    await aof._commit()
+    assert group.error is not None and "could not be logged" in group.error
+    assert aof.broken and aof.error is not None
+    aof.snapshot_saved(aof.position)  # a snapshot holds the dataset: writes resume
+    assert aof.error is None and read(tmp_path / "kv.aof").records == 0
     aof.close()

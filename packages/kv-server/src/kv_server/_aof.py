@@ -109,8 +109,20 @@ class AppendOnlyFile:
     # Called from command dispatch (synchronous, on the event loop).
 
     def log(self, timestamp_ms: int, argv: list[object]) -> None:
-        """Queue one write command's record for the next group (rule 1)."""
-        record = encode_record(timestamp_ms, argv)
+        """Queue one write command's record for the next group (rule 1).
+
+        A command whose record would be longer than a reader accepts (a frame-sized
+        value that JSON more than doubles) already ran: its group fails, and writes
+        are refused until a save holds what the log cannot (rule 4).
+        """
+        try:
+            record = encode_record(timestamp_ms, argv)
+        except ValueError as exc:
+            self.broken = True
+            self._fail(f"a {argv[0]} command could not be logged ({exc}); run SAVE or BGSAVE",
+                       None)
+            self._wanted.set()
+            return
         if not self.pending:
             self._wanted.set()
         self.pending.append(record)
@@ -260,8 +272,8 @@ class AppendOnlyFile:
         fsync_directory(self.directory)
         self.snapshot_saved(self.covered)
 
-    def _fail(self, what: str, exc: OSError) -> str:
-        self.error = f"{what}: {exc.strerror or exc}"
+    def _fail(self, what: str, exc: OSError | None) -> str:
+        self.error = what if exc is None else f"{what}: {exc.strerror or exc}"
         log.error("%s; writes are refused until it can be written (see INFO persistence)",
                   self.error)
         return self.error

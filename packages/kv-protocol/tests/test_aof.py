@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kv_protocol import aof
-from kv_protocol.aof import (
+from kv_protocol.records import aof
+from kv_protocol.records.aof import (
     AofEnd,
     AofFormatError,
     AofReader,
@@ -274,7 +274,7 @@ def test_errors_pickle_and_records_are_frozen() -> None:
 
 def test_importing_the_file_codecs_loads_no_io_modules() -> None:
     code = (
-        "import sys, kv_protocol.aof, kv_protocol.snapshot, kv_protocol.tagged;"
+        "import sys, kv_protocol.records.aof, kv_protocol.records.snapshot, kv_protocol.records.tagged;"
         "print(sorted(m for m in ('trio', 'asyncio', 'socket', 'ssl', 'selectors') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kv_protocol import _snapshot_format as _format
-from kv_protocol import tagged
-from kv_protocol.snapshot import (
+from kv_protocol.records import _snapshot_format as _format
+from kv_protocol.records import tagged
+from kv_protocol.records.snapshot import (
     SnapshotEntry,
     SnapshotFormatError,
     SnapshotHeader,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kv_protocol import tagged
 from kv_protocol.framing import DEFAULT_MAX_DEPTH
+from kv_protocol.records import tagged
 
 # Ints on both sides of the 64-bit boundary, floats of every kind, maps whose keys
 # need the $map form (non-text, or text starting with "$").

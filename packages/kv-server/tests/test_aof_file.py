@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kv_protocol.aof import MAX_LINE_BYTES, AofReader, encode_record
+from kv_protocol.records.aof import MAX_LINE_BYTES, AofReader, encode_record
 from kv_server._aof import AppendOnlyFile
 from kv_server._config import FsyncPolicy
 

@@ -3,16 +3,12 @@
 Nothing in this package touches a socket, a file or an event loop: it turns bytes
 into values and values into bytes. The public submodules are ``framing``,
 ``messages``, ``handshake``, ``connection``, ``commands``, ``errors``, ``values``,
-and for persistence ``tagged`` (lossless JSON text for values), ``aof`` (the
-append-only file) and ``snapshot`` (the snapshot file); the names used most are
-re-exported here.
+and ``records``, the on-disk codecs: ``records.tagged`` (lossless JSON text for
+values), ``records.aof`` (the append-only file) and ``records.snapshot`` (the
+snapshot file). The names used most are re-exported here.
 """
 
 from ._version import __version__ as __version__
-from .aof import AofFormatError as AofFormatError
-from .aof import AofReader as AofReader
-from .aof import AofRecord as AofRecord
-from .aof import encode_record as encode_record
 from .commands import COMMANDS as COMMANDS
 from .commands import ArgKind as ArgKind
 from .commands import CommandSpec as CommandSpec
@@ -35,10 +31,14 @@ from .framing import encode_frame as encode_frame
 from .handshake import HANDSHAKE_UUID as HANDSHAKE_UUID
 from .handshake import Credentials as Credentials
 from .messages import Push as Push
-from .snapshot import SnapshotEntry as SnapshotEntry
-from .snapshot import SnapshotFormatError as SnapshotFormatError
-from .snapshot import SnapshotReader as SnapshotReader
-from .snapshot import SnapshotWriter as SnapshotWriter
+from .records.aof import AofFormatError as AofFormatError
+from .records.aof import AofReader as AofReader
+from .records.aof import AofRecord as AofRecord
+from .records.aof import encode_record as encode_record
+from .records.snapshot import SnapshotEntry as SnapshotEntry
+from .records.snapshot import SnapshotFormatError as SnapshotFormatError
+from .records.snapshot import SnapshotReader as SnapshotReader
+from .records.snapshot import SnapshotWriter as SnapshotWriter
 
 __all__ = [
     "AofFormatError",

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import trio
 
-from kv_protocol.aof import encode_header, encode_record
+from kv_protocol.records.aof import encode_header, encode_record
 
 from ._config import FsyncPolicy
 from ._datadir import AOF, fsync_directory, remove, write_durably

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from kv_protocol.aof import AofFormatError, AofReader, AofRecord
 from kv_protocol.errors import ServerError
-from kv_protocol.snapshot import SnapshotFormatError, SnapshotHeader
+from kv_protocol.records.aof import AofFormatError, AofReader, AofRecord
+from kv_protocol.records.snapshot import SnapshotFormatError, SnapshotHeader
 
 from ._datadir import AOF, OLD_SNAPSHOT, SNAPSHOT, segments
 from ._snapshots import CHUNK_BYTES, load_snapshot

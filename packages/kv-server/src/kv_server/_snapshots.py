@@ -12,7 +12,7 @@ Rules of this module:
    inherited descriptor but the data directory's lock (a listening socket kept open
    by a child would keep the port and swallow connections), and on Linux it dies
    with its parent: a killed server leaves no writer behind to race a new one.
-3. The file formats are ``kv_protocol.snapshot``'s; this module does the I/O.
+3. The file formats are ``kv_protocol.records.snapshot``'s; this module does the I/O.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Any, Final
 
 import trio
 
-from kv_protocol.snapshot import Kind, SnapshotHeader, SnapshotReader, SnapshotWriter
-from kv_protocol.snapshot import detect_encoding as encoding_of
+from kv_protocol.records.snapshot import Kind, SnapshotHeader, SnapshotReader, SnapshotWriter
+from kv_protocol.records.snapshot import detect_encoding as encoding_of
 from kv_protocol.values import Key
 
 from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
@@ -101,7 +101,7 @@ def load_snapshot(path: Path, keyspace: Keyspace) -> SnapshotHeader:
     """Load the snapshot at ``path`` into an empty keyspace.
 
     Raises:
-        kv_protocol.snapshot.SnapshotFormatError: the file is not a complete, intact
+        kv_protocol.records.snapshot.SnapshotFormatError: the file is not a complete, intact
             snapshot; the keyspace is then partly filled and must be discarded.
     """
     reader = SnapshotReader()

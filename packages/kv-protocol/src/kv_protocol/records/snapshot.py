@@ -41,6 +41,9 @@ from typing import Any, Final, NoReturn
 
 import cbor2
 
+from kv_protocol.framing import _SEMANTIC_DECODERS, DEFAULT_MAX_DEPTH, _reject_tag
+from kv_protocol.values import describe, type_name
+
 from . import _files
 from . import _snapshot_format as _format
 from ._snapshot_format import ENCODINGS as ENCODINGS
@@ -51,9 +54,7 @@ from ._snapshot_format import SnapshotFormatError as SnapshotFormatError
 from ._snapshot_format import SnapshotHeader as SnapshotHeader
 from ._snapshot_format import SnapshotWriter as SnapshotWriter
 from ._snapshot_format import detect_encoding as detect_encoding
-from .framing import _SEMANTIC_DECODERS, DEFAULT_MAX_DEPTH, _reject_tag
 from .tagged import loads
-from .values import describe, type_name
 
 # Consumed bytes are dropped from the binary buffer past this size (as in framing).
 _COMPACT_BYTES: Final = 64 * 1024

@@ -14,10 +14,11 @@ from typing import Final, Literal, NamedTuple, TypeAlias
 
 import cbor2
 
+from kv_protocol.framing import DEFAULT_MAX_DEPTH
+from kv_protocol.values import Key, Value, describe, is_value, type_name
+
 from . import _files
-from .framing import DEFAULT_MAX_DEPTH
 from .tagged import dumps
-from .values import Key, Value, describe, is_value, type_name
 
 Kind: TypeAlias = Literal["string", "list", "hash"]
 KINDS: Final = ("string", "list", "hash")

@@ -39,8 +39,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
-from .framing import DEFAULT_MAX_DEPTH
-from .values import Value, describe, type_name
+from kv_protocol.framing import DEFAULT_MAX_DEPTH
+from kv_protocol.values import Value, describe, type_name
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**63 - 1

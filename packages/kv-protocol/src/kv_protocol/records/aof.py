@@ -40,10 +40,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
+from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from kv_protocol.values import Value, describe
+
 from . import _files
-from .framing import DEFAULT_MAX_FRAME_SIZE
 from .tagged import dumps, loads
-from .values import Value, describe
 
 MAGIC: Final = b"kv-aof"
 VERSION: Final = 1

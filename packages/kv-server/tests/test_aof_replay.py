@@ -9,6 +9,7 @@ something else on replay, or a relative time replayed as relative, all fail here
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from command_strategies import any_call
-from kv_server._aof import AppendOnlyFile
+from kv_server._aof import AppendOnlyFile, create_segment
 from kv_server._config import FsyncPolicy
 from kv_server._keyspace import MISSING, Keyspace
 from kv_server._recovery import recover
+from kv_server._snapshots import write_snapshot
 from kv_server._state import ServerState
 from server_helpers import FakeClock, make_config, new_session
 
@@ -42,7 +44,7 @@ def run_logged(directory: Path, steps: list[tuple[list[Any], int]]) -> tuple[Ser
     state = ServerState(make_config(data_dir=directory))
     clock = FakeClock()
     state.keyspace.clock = clock
-    aof = AppendOnlyFile(directory, FsyncPolicy.NO, 0, [], 1)
+    aof = AppendOnlyFile(directory, FsyncPolicy.NO, 0)
     state.dispatcher.aof = aof
     session = new_session(state)
     for argv, advance in steps:
@@ -87,3 +89,19 @@ def test_commands_that_change_nothing_are_not_logged(tmp_path: Path) -> None:
                           (["GET", "k"], 0), (["LPOP", "nope"], 0)])
     lines = (tmp_path / "kv.aof").read_text().splitlines()
     assert len(lines) == 2 and lines[1].endswith('["SET","k",1]')
+
+
+def test_a_gap_the_snapshot_covers_is_not_missing_data(tmp_path: Path) -> None:
+    """Start-up saved, wrote a new kv.aof, then died before deleting an old segment."""
+    original, clock = run_logged(tmp_path, [(["SET", "a", 1], 0), (["RPUSH", "q", 2], 0)])
+    aof = (tmp_path / "kv.aof").read_bytes()
+    end = original.dispatcher.aof.position  # type: ignore[union-attr]
+    first_record_end = aof.index(b"\n", aof.index(b"\n") + 1) + 1
+    (tmp_path / "kv.aof.1").write_bytes(aof[:first_record_end])
+    write_snapshot(original.keyspace, tmp_path / "kv.db", "plaintext", end)
+    os.close(create_segment(tmp_path / "kv.aof", end)[0])
+    replayed = ServerState(make_config(data_dir=tmp_path))
+    found = recover(replayed, tmp_path, allow_torn=False)
+    replayed.keyspace.clock = clock
+    assert found.replayed == 0 and found.position == end
+    assert dump(replayed.keyspace) == dump(original.keyspace)

@@ -40,7 +40,7 @@ import trio
 from kv_protocol.records.aof import encode_header, encode_record
 
 from ._config import FsyncPolicy
-from ._datadir import AOF, fsync_directory, remove, write_durably
+from ._datadir import AOF, remove, write_durably
 
 log = logging.getLogger("kv_server")
 
@@ -69,16 +69,20 @@ class Segment:
 
 
 class AppendOnlyFile:
-    """The active segment, the records waiting to be written, and the chain's state."""
+    """The active segment, the records waiting to be written, and the chain's state.
 
-    def __init__(self, directory: Path, policy: FsyncPolicy, start: int,
-                 frozen: list[Segment], next_segment: int) -> None:
+    Only the flusher (:meth:`run`) touches the files; the event loop's commands only
+    queue records and requests (:meth:`log`, :meth:`rotate`, :meth:`snapshot_saved`),
+    so no file change ever interleaves with a commit that awaits an fsync.
+    """
+
+    def __init__(self, directory: Path, policy: FsyncPolicy, start: int) -> None:
         self.directory = directory
         self.path = directory / AOF
         self.policy = policy
-        self.frozen = frozen
+        self.frozen: list[Segment] = []
         """Closed segments still needed: no snapshot covers them yet."""
-        self.next_segment = next_segment
+        self.next_segment = 1
         self.pending: list[bytes] = []
         self.group = Group()
         """The group the records in :attr:`pending` belong to."""
@@ -91,18 +95,18 @@ class AppendOnlyFile:
         """The position the newest snapshot covers."""
         self.fsyncs = 0
         self.last_fsync_ms = 0.0
-        self._wanted = trio.Event()
-        self._rotate_at: int | None = None
         self.position = start
         """The logical position after the last record logged (written or not)."""
-        self._open(start)
+        self._wanted = trio.Event()
+        self._rotate_at: int | None = None
+        self._restart_at: int | None = None
+        self._use(*create_segment(self.path, start), start)
 
-    def _open(self, start: int) -> None:
-        header = encode_header(start)
-        write_durably(self.path, [header])
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    def _use(self, fd: int, size: int, start: int) -> None:
+        self.fd = fd
+        """The active segment's descriptor; -1 while there is none (after a failure)."""
         self.start = start
-        self.size = len(header)
+        self.size = size
         """Bytes in the active segment's file."""
         self.written = self.synced = start
 
@@ -111,13 +115,13 @@ class AppendOnlyFile:
     def log(self, timestamp_ms: int, argv: list[object]) -> None:
         """Queue one write command's record for the next group (rule 1).
 
-        A command whose record would be longer than a reader accepts (a frame-sized
-        value that JSON more than doubles) already ran: its group fails, and writes
-        are refused until a save holds what the log cannot (rule 4).
+        A command whose record cannot be encoded, or would be longer than a reader
+        accepts (a frame-sized value that JSON more than doubles), already ran: its
+        group fails, and writes are refused until a save holds what the log cannot.
         """
         try:
             record = encode_record(timestamp_ms, argv)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             self.broken = True
             self._fail(f"a {argv[0]} command could not be logged ({exc}); run SAVE or BGSAVE",
                        None)
@@ -132,21 +136,22 @@ class AppendOnlyFile:
         """Start a new segment at the current position; the position a snapshot taken now covers.
 
         Records queued so far go to the closing segment, records logged from now on
-        to the new one; the flusher does the file work.
+        to the new one.
         """
         self._rotate_at = len(self.pending)
         self._wanted.set()
         return self.position
 
     def snapshot_saved(self, position: int) -> None:
-        """A snapshot covering ``position`` is on disk: drop the segments below it."""
+        """A snapshot covering ``position`` is on disk: segments below it may go.
+
+        After a failure, a snapshot that holds every logged change also replaces the
+        broken chain with a new ``kv.aof`` (rule 4).
+        """
         self.covered = max(self.covered, position)
         if self.error is not None and position >= self.position:
-            self._restart(position)
-            return
-        needed = [segment for segment in self.frozen if segment.end > self.covered]
-        remove([segment.path for segment in self.frozen if segment.end <= self.covered])
-        self.frozen = needed
+            self._restart_at = position
+        self._wanted.set()
 
     # The flusher.
 
@@ -156,12 +161,20 @@ class AppendOnlyFile:
             if self.policy is FsyncPolicy.EVERYSEC:
                 nursery.start_soon(self._sync_every_second)
             while True:
-                with trio.move_on_after(RETRY_S if self.unwritten else float("inf")):
+                retry = self.unwritten and not self.broken
+                with trio.move_on_after(RETRY_S if retry else float("inf")):
                     await self._wanted.wait()
                 self._wanted = trio.Event()
-                if self.unwritten and not self.broken:
-                    self._retry()
-                await self._commit()
+                await self.step()
+
+    async def step(self) -> None:
+        """One turn of the flusher: a restart or retry if due, a commit, a clean-up."""
+        if self._restart_at is not None:
+            await self._restart(self._restart_at)
+        elif self.unwritten and not self.broken:
+            self._retry()
+        await self._commit()
+        await self._drop_covered()
 
     async def _commit(self) -> None:
         group, self.group = self.group, Group()
@@ -185,7 +198,7 @@ class AppendOnlyFile:
                     await self._fsync(self.fd)
         except OSError as exc:
             self.unwritten = b"".join(remaining)
-            if self.error is None:  # a rename or open failed, not a write or an fsync
+            if self.error is None:  # a rename or create failed, not a write or an fsync
                 self.broken = True
                 self._fail(f"cannot start a new segment in {self.directory}", exc)
             group.error = self.error
@@ -221,18 +234,26 @@ class AppendOnlyFile:
             return
         self._clear_error("the append-only file is writable again")
 
-    def _restart(self, position: int) -> None:
-        """A new chain at ``position``, covered by a snapshot: recovery from any failure."""
-        os.close(self.fd)
+    async def _restart(self, position: int) -> None:
+        """A new chain at ``position``, which a snapshot covers: recovery from any failure."""
+        self._restart_at = None
+        if self.position > position:  # logged since the snapshot: it does not hold that
+            return
         # Whatever was queued ran before the snapshot was taken: it is in there.
         group, self.group = self.group, Group()
         self.pending, self.unwritten, self._rotate_at = [], b"", None
         group.done.set()
-        self.position = position
-        old = [segment.path for segment in self.frozen]
-        self.frozen = []
-        self._open(position)
-        remove(old)
+        self._close_fd()
+        old, self.frozen = [segment.path for segment in self.frozen], []
+        try:
+            # Old segments go first: a crash in between must not leave a new kv.aof
+            # after segments that end before it starts.
+            await trio.to_thread.run_sync(remove, old)
+            fd, size = await trio.to_thread.run_sync(create_segment, self.path, position)
+        except OSError as exc:
+            self._fail(f"cannot start a new {self.path}", exc)
+            return
+        self._use(fd, size, position)
         self._clear_error("a snapshot now holds every change")
 
     async def _fsync(self, fd: int) -> None:
@@ -252,11 +273,15 @@ class AppendOnlyFile:
         while True:
             await trio.sleep(EVERYSEC_S)
             if self.synced < self.written and self.error is None:
-                fd = os.dup(self.fd)  # rule 3: the flusher may close self.fd meanwhile
+                try:
+                    fd = os.dup(self.fd)  # rule 3: the flusher may close self.fd meanwhile
+                except OSError as exc:
+                    log.error("cannot fsync %s: %s", self.path, exc)
+                    continue
                 try:
                     await self._fsync(fd)
                 except OSError:
-                    pass
+                    pass  # _fsync refused writes and logged why
                 finally:
                     os.close(fd)
 
@@ -266,17 +291,29 @@ class AppendOnlyFile:
         closed = self.directory / f"{AOF}.{self.next_segment}"
         self.next_segment += 1
         os.rename(self.path, closed)
-        os.close(self.fd)
         self.frozen.append(Segment(closed, self.start, self.written))
-        self._open(self.written)
-        fsync_directory(self.directory)
-        self.snapshot_saved(self.covered)
+        self._close_fd()
+        fd, size = await trio.to_thread.run_sync(create_segment, self.path, self.written)
+        self._use(fd, size, self.written)
 
-    def _fail(self, what: str, exc: OSError | None) -> str:
+    async def _drop_covered(self) -> None:
+        covered = [segment for segment in self.frozen if segment.end <= self.covered]
+        if covered:
+            self.frozen = [segment for segment in self.frozen if segment.end > self.covered]
+            try:
+                await trio.to_thread.run_sync(remove, [segment.path for segment in covered])
+            except OSError as exc:
+                log.error("cannot delete AOF segments a snapshot covers: %s", exc)
+
+    def _close_fd(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _fail(self, what: str, exc: OSError | None) -> None:
         self.error = what if exc is None else f"{what}: {exc.strerror or exc}"
         log.error("%s; writes are refused until it can be written (see INFO persistence)",
                   self.error)
-        return self.error
 
     def _clear_error(self, why: str) -> None:
         if self.error is not None:
@@ -290,11 +327,12 @@ class AppendOnlyFile:
         try:
             if data and not self.broken:
                 self._write(data)
-            os.fsync(self.fd)
+            if self.fd >= 0:
+                os.fsync(self.fd)
         except OSError as exc:
             log.error("cannot flush %s at shutdown: %s", self.path, exc)
         finally:
-            os.close(self.fd)
+            self._close_fd()
 
     def info(self) -> dict[str, object]:
         """The AOF's part of INFO persistence."""
@@ -303,10 +341,17 @@ class AppendOnlyFile:
             "aof_size": self.size,
             "aof_segments": len(self.frozen) + 1,
             "aof_position": self.position,
-            "aof_pending_bytes": self.position - self.written + len(self.unwritten),
+            "aof_pending_bytes": self.position - self.written,
             "aof_fsync_policy": str(self.policy),
             "aof_fsyncs": self.fsyncs,
             "aof_last_fsync_latency_ms": round(self.last_fsync_ms, 3),
             "aof_last_write_status": "ok" if self.error is None else "err",
             "aof_last_error": self.error or "",
         }
+
+
+def create_segment(path: Path, start: int) -> tuple[int, int]:
+    """A new, durable ``kv.aof`` holding only its header; its descriptor and size."""
+    header = encode_header(start)
+    write_durably(path, [header])
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC), len(header)

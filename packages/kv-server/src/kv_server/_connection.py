@@ -273,9 +273,10 @@ async def persisted(session: Session, items: list[object], out: bytes) -> bytes:
     assert dispatcher.aof is not None  # only a logged write sets ``wrote``
     group = dispatcher.aof.group
     await group.done.wait()
+    replies, session.replies = session.replies, []
     if group.error is None:
         return out
-    return dispatcher.unpersisted(items, session.replies, group.error)
+    return dispatcher.unpersisted(items, replies, group.error)
 
 
 async def _goodbye(transport: Transport, frame: bytes) -> None:

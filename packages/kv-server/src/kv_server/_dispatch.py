@@ -333,7 +333,8 @@ class Dispatcher:
                     break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))
-        ctx.replies = replies
+        if ctx.wrote:  # kept only while the batch waits for the AOF
+            ctx.replies = replies
         return b"".join(replies)
 
     def unpersisted(self, items: list[object], replies: list[bytes], reason: str) -> bytes:

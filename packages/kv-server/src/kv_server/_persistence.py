@@ -28,7 +28,7 @@ import trio
 from kv_protocol.errors import BusyError, ServerError
 
 from ._aof import AppendOnlyFile
-from ._datadir import SNAPSHOT, lock, remove
+from ._datadir import AOF, SNAPSHOT, lock, remove
 from ._recovery import recover
 from ._snapshots import detect_encoding, fork_writer, install, temporary_path, wait_child, write_snapshot
 
@@ -85,8 +85,10 @@ class Persistence:
             if found.replayed or found.dropped_torn:
                 write_snapshot(state.keyspace, temporary_path(directory), encoding, position)
                 install(directory, temporary_path(directory))
-            aof = AppendOnlyFile(directory, config.appendfsync, position, [], 1)
-            remove([path for path in found.segments if path.name != aof.path.name])
+            # Older segments go before kv.aof is replaced: a crash in between leaves
+            # the old kv.aof, which the snapshot covers, not a gap in the chain.
+            remove([path for path in found.segments if path.name != AOF])
+            aof = AppendOnlyFile(directory, config.appendfsync, position)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -142,13 +144,19 @@ class Persistence:
         self._check_idle()
         if self._nursery is None:
             raise BusyError("the server is starting")
-        if encoding is not None:
-            self.encoding = encoding
         keyspace = self.state.keyspace
         dirty, started = keyspace.dirty, time.perf_counter()
-        position = self.aof.rotate()
         written = temporary_path(self.directory)
-        self.child = fork_writer(keyspace, written, self.encoding, position, self._lock_fd)
+        position = self.aof.position
+        try:
+            self.child = fork_writer(keyspace, written, encoding or self.encoding, position,
+                                     self._lock_fd)
+        except OSError as exc:  # ENOMEM, EAGAIN: Redis's classic "can't fork"
+            self._failed(f"cannot fork the background save: {exc.strerror or exc}")
+            raise ServerError(f"background save failed: {self.last_save_error}") from None
+        self.aof.rotate()
+        if encoding is not None:
+            self.encoding = encoding
         self._nursery.start_soon(self._finish_bgsave, self.child, written, position, dirty, started)
 
     async def _finish_bgsave(self, pid: int, written: Path, position: int, dirty: int,
@@ -165,7 +173,7 @@ class Persistence:
                 written.unlink()
             return
         try:
-            install(self.directory, written)
+            await trio.to_thread.run_sync(install, self.directory, written)
         except OSError as exc:
             self._failed(f"cannot install {written}: {exc.strerror or exc}")
             return
@@ -176,10 +184,7 @@ class Persistence:
         self.last_save_ms = (time.perf_counter() - started) * 1000
         self.saves += 1
         self.dirty_at_save = dirty
-        try:
-            self.aof.snapshot_saved(position)
-        except OSError as exc:
-            log.error("cannot drop the AOF segments the snapshot covers: %s", exc)
+        self.aof.snapshot_saved(position)
 
     def _failed(self, reason: str) -> None:
         self.last_save_status, self.last_save_error = "err", reason

@@ -45,7 +45,6 @@ class StartupError(Exception):
 class Recovered:
     """What start-up found."""
 
-    snapshot: SnapshotHeader | None
     position: int
     """The logical AOF position the dataset in memory now covers."""
     replayed: int
@@ -80,7 +79,12 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
                 f"{snapshot_path}: {exc}. The snapshot is damaged; the previous one, if any, "
                 f"is {directory / OLD_SNAPSHOT}. Inspect it with kv-convert --stats; {_DOCS}."
             ) from None
-    covered = header.aof_position if header is not None else 0
+    covered = 0
+    if header is not None:
+        covered = header.aof_position
+        # Keys that had expired when the snapshot was taken stay expired even if
+        # the wall clock now reads earlier (see CommandClock).
+        state.clock.now = max(state.clock.now, header.created_ms)
     files = [path for _, path in segments(directory)]
     if (directory / AOF).exists():
         files.append(directory / AOF)
@@ -91,7 +95,8 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
     for index, path in enumerate(files):
         reader = replay.file(path)
         assert reader.start is not None and reader.end_position is not None  # header read
-        if reader.start > expected or (index and reader.start != expected):
+        # A gap is only a gap if the snapshot does not cover it; an overlap never fits.
+        if reader.start > max(expected, covered) or (index and reader.start < expected):
             raise StartupError(
                 f"{path} starts at log position {reader.start}, but what precedes it ends at "
                 f"{expected}: records are missing (a deleted segment or snapshot?); {_DOCS}."
@@ -103,7 +108,7 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
             log.warning("%s: dropped a torn last record at byte offset %d (--aof-load-truncated)",
                         path, replay.torn.offset)
             dropped = True
-    return Recovered(header, max(expected, covered), replay.count, dropped, files)
+    return Recovered(max(expected, covered), replay.count, dropped, files)
 
 
 class _Replay:

@@ -47,6 +47,9 @@ BATCH_ENTRIES: Final = 4096
 # How often a parent without pidfd support looks whether its child finished.
 _POLL_S: Final = 0.01
 _PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
+# Looked up before any fork: loading a library in the child of a threaded process
+# could wait forever on a lock some other thread held at the fork.
+_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
 
 
 def _entries(keyspace: Keyspace) -> Iterator[tuple[Key, Kind, Any, int | None]]:
@@ -62,8 +65,8 @@ def _entries(keyspace: Keyspace) -> Iterator[tuple[Key, Kind, Any, int | None]]:
             yield key, "string", value, expires.get(key)
 
 
-def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int) -> int:
-    """Write the whole keyspace to ``path`` and fsync it; the number of entries.
+def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int) -> None:
+    """Write the whole keyspace to ``path`` and fsync it.
 
     Keys whose deadline has passed are written too (with their deadline): loading
     drops them, and counting them first would cost a pass over the keyspace.
@@ -77,7 +80,6 @@ def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int)
         out.write(writer.trailer())
         out.flush()
         os.fsync(out.fileno())
-    return len(keyspace.data)
 
 
 def install(directory: Path, written: Path) -> None:
@@ -135,16 +137,14 @@ def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int, lo
     worker threads safe here (hence the suppressed warning).
     """
     parent = os.getpid()
-    gc.freeze()  # the child's collector then leaves the parent's objects (and pages) alone
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid:
-        gc.unfreeze()
         return pid
     status = 1
     try:
-        gc.disable()
+        gc.disable()  # a collection would touch, and so copy, every page of the dataset
         _die_with_parent(parent)
         os.closerange(3, lock_fd)
         os.closerange(lock_fd + 1, _max_fd())
@@ -158,9 +158,8 @@ def fork_writer(keyspace: Keyspace, path: Path, encoding: str, position: int, lo
 
 
 def _die_with_parent(parent: int) -> None:
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it died before prctl took effect
         os._exit(1)
 

@@ -4,12 +4,16 @@
     nox -s tests -- -k glob    pass pytest arguments after --
     nox -s docs         regenerate docs/commands.md from the command table
     nox -s bench        kv-server vs redis-server vs the reference server, side by side
+                        (KV_APPENDFSYNC=always|everysec|no: both servers write an AOF that way)
+    nox -s bench_fsync  SET under each fsync policy, kv-server beside redis-server, one table
     nox -s expiry       the longest pause while a million keys expire together
+    nox -s persistence_figures  BGSAVE stall, snapshot load rates and AOF replay rate
     nox -s slow         the long variants (more hypothesis examples)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -136,53 +140,161 @@ def _wait_for_port(proc: subprocess.Popen[str], port: int) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+FSYNC_POLICIES = ("no", "everysec", "always")
+# (pipeline, requests) of every bench run: -n bounds each run, as --seconds does.
+BENCH_DEPTHS = (("1", "200000"), ("16", "2000000"))
+BENCH_RUN_S = "20"
+
+
+def _fsync_policy(session: nox.Session) -> str | None:
+    """KV_APPENDFSYNC, when set: the AOF policy both kv-server and redis-server get."""
+    policy = os.environ.get("KV_APPENDFSYNC") or None
+    if policy is not None and policy not in FSYNC_POLICIES:
+        session.error(f"KV_APPENDFSYNC={policy!r}: use one of {', '.join(FSYNC_POLICIES)}")
+    return policy
+
+
+def _bench_servers(session: nox.Session, work: Path, policy: str | None, procs: list[subprocess.Popen[str]],
+                   *, reference: bool) -> list[str]:
+    """Start kv-server, redis-server and (when asked and present) the reference server.
+
+    With ``policy`` None kv-server runs with its default AOF (everysec) and redis-server
+    without persistence, the reference of `nox -s bench`; with a policy both write an
+    AOF fsynced that way and neither writes snapshots. Every process started is appended
+    to ``procs`` at once, so the caller stops it whatever fails later.
+
+    Returns:
+        kv-bench's arguments naming the servers.
+    """
+    python = str(Path(session.bin) / "python")
+    fsync = ["--appendfsync", policy] if policy else []
+    kv, line = _start([python, "-m", "kv_server", "--port", "0", "--pass", "bench", "--dir",
+                       str(work / "kv"), *fsync], re.compile(r"ready on tcp 127\.0\.0\.1:\d+"),
+                      work / "kv.log")
+    procs.append(kv)
+    match = re.search(r"127\.0\.0\.1:(\d+)", line)
+    assert match
+    args = ["-p", match[1], "-a", "bench"]
+    if shutil.which("redis-server"):
+        port = _free_port()
+        aof = ["--appendonly", "yes", "--appendfsync", policy] if policy else ["--appendonly", "no"]
+        (work / "redis").mkdir()
+        redis, _ = _start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                           *aof, "--dir", str(work / "redis")], None, work / "redis.log")
+        procs.append(redis)
+        _wait_for_port(redis, port)
+        args += ["--redis", f"127.0.0.1:{port}"]
+    if reference and REFERENCE_SERVER.exists():
+        port = _free_port()
+        ref, _ = _start([python, str(REFERENCE_SERVER), "--mode", "lowlevel", "--port", str(port)],
+                        None, work / "reference.log")
+        procs.append(ref)
+        _wait_for_port(ref, port)
+        args += ["--reference", f"127.0.0.1:{port}", "--reference-pid", str(ref.pid)]
+    elif reference:
+        session.warn(f"no reference server at {REFERENCE_SERVER} (set KV_REFERENCE_SERVER)")
+    return args
+
+
+def _stop_servers(procs: list[subprocess.Popen[str]], work: Path) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """kv-bench at pipeline 1 and 16: kv-server beside redis-server and the reference server.
 
-    Pass kv-bench options after --, e.g. ``nox -s bench -- --repeat 3``.
+    Pass kv-bench options after --, e.g. ``nox -s bench -- --repeat 3``. By default
+    kv-server keeps its default AOF (everysec) and redis-server runs without
+    persistence; ``KV_APPENDFSYNC=always|everysec|no`` gives both an AOF with that
+    policy (and no snapshots), e.g. ``KV_APPENDFSYNC=always nox -s bench -- -t set``.
     """
+    policy = _fsync_policy(session)
     install_workspace(session)
     ensure_redis_server(session)
-    python = str(Path(session.bin) / "python")
+    session.log(f"AOF fsync policy: {policy} for kv-server and redis-server" if policy else
+                "kv-server: default AOF (everysec); redis-server: no persistence (set KV_APPENDFSYNC "
+                "to give both the same policy)")
     work = Path(tempfile.mkdtemp(prefix="kv-bench-"))
     procs: list[subprocess.Popen[str]] = []
     try:
-        kv, line = _start([python, "-m", "kv_server", "--port", "0", "--pass", "bench", "--dir",
-                           str(work / "kv")], re.compile(r"ready on tcp 127\.0\.0\.1:\d+"), work / "kv.log")
-        procs.append(kv)
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match
-        args = ["-p", match[1], "-a", "bench"]
-        if shutil.which("redis-server"):
-            port = _free_port()
-            redis, _ = _start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(work)], None, work / "redis.log")
-            procs.append(redis)
-            _wait_for_port(redis, port)
-            args += ["--redis", f"127.0.0.1:{port}"]
-        if REFERENCE_SERVER.exists():
-            port = _free_port()
-            ref, _ = _start([python, str(REFERENCE_SERVER), "--mode", "lowlevel", "--port", str(port)],
-                            None, work / "reference.log")
-            procs.append(ref)
-            _wait_for_port(ref, port)
-            args += ["--reference", f"127.0.0.1:{port}", "--reference-pid", str(ref.pid)]
-        else:
-            session.warn(f"no reference server at {REFERENCE_SERVER} (set KV_REFERENCE_SERVER)")
-        for pipeline, requests in (("1", "200000"), ("16", "2000000")):
-            session.run("kv-bench", *args, "-P", pipeline, "-n", requests, "--seconds", "20",
+        args = _bench_servers(session, work, policy, procs, reference=True)
+        for pipeline, requests in BENCH_DEPTHS:
+            session.run("kv-bench", *args, "-P", pipeline, "-n", requests, "--seconds", BENCH_RUN_S,
                         *session.posargs)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        _stop_servers(procs, work)
     if sys.platform != "linux":
         session.warn("server CPU per request is read from /proc and is only shown on Linux")
+
+
+def _cell(figures: dict[str, float], name: str, width: int, digits: int = 0) -> str:
+    value = figures.get(name)
+    return f"{'-' if value is None else f'{value:,.{digits}f}':>{width}}"
+
+
+def fsync_table(rows: list[tuple[str, str, dict[str, dict[str, float]]]]) -> str:
+    """One line per policy and pipeline: kv beside redis, the ratio, and CPU per request."""
+    lines = [(f"{'policy':9} {'P':>3} {'kv req/s':>11} {'redis req/s':>12} {'kv/redis':>9} "
+              f"{'kv p99 us':>10} {'redis p99 us':>13} {'kv cpu us':>10} {'redis cpu us':>13}")]
+    for policy, pipeline, by_server in rows:
+        kv, redis = by_server.get("kv", {}), by_server.get("redis", {})
+        ratio = f"{kv['requests_per_s'] / redis['requests_per_s']:.2f}x" if kv and redis else "-"
+        lines.append(f"{policy:9} {pipeline:>3} {_cell(kv, 'requests_per_s', 11)} "
+                     f"{_cell(redis, 'requests_per_s', 12)} {ratio:>9} {_cell(kv, 'p99_us', 10)} "
+                     f"{_cell(redis, 'p99_us', 13)} {_cell(kv, 'cpu_us_per_request', 10, 2)} "
+                     f"{_cell(redis, 'cpu_us_per_request', 13, 2)}")
+    return "\n".join(lines)
+
+
+@nox.session
+def bench_fsync(session: nox.Session) -> None:
+    """SET at pipeline 1 and 16 under each --appendfsync policy, kv-server beside redis-server.
+
+    For each of no, everysec and always, both servers start afresh with an AOF
+    fsynced that way and no snapshots (redis-server: ``--appendonly yes
+    --appendfsync P --save ""``); kv-bench runs ``-t set --repeat 3`` against both,
+    interleaved, and one table is printed at the end. Pass more kv-bench options
+    after --, e.g. ``nox -s bench_fsync -- --repeat 5``.
+    """
+    install_workspace(session)
+    ensure_redis_server(session)
+    rows: list[tuple[str, str, dict[str, dict[str, float]]]] = []
+    for policy in FSYNC_POLICIES:
+        work = Path(tempfile.mkdtemp(prefix=f"kv-bench-{policy}-"))
+        procs: list[subprocess.Popen[str]] = []
+        try:
+            args = _bench_servers(session, work, policy, procs, reference=False)
+            for pipeline, requests in BENCH_DEPTHS:
+                session.log(f"appendfsync {policy}, pipeline {pipeline}")
+                output = session.run("kv-bench", *args, "-P", pipeline, "-n", requests, "--seconds",
+                                     BENCH_RUN_S, "-t", "set", "--repeat", "3", *session.posargs,
+                                     "--json", silent=True, stderr=None)
+                assert isinstance(output, str)
+                found = json.loads(output)["results"]
+                rows.append((policy, pipeline, {r["server"]: r for r in found if r["test"] == "set"}))
+        finally:
+            _stop_servers(procs, work)
+    print(fsync_table(rows))
+
+
+@nox.session
+def persistence_figures(session: nox.Session) -> None:
+    """BGSAVE's PING stall, snapshot loading (both formats) and AOF replay on a million keys.
+
+    kv-bench starts its own kv-servers on 127.0.0.1 in a temporary directory (set
+    TMPDIR to measure another disk). Pass kv-bench options after --, e.g.
+    ``nox -s persistence_figures -- --persistence 100000 --appendfsync always``.
+    """
+    install_workspace(session)
+    session.run("kv-bench", "--persistence", "1000000", *session.posargs)
 
 
 @nox.session

@@ -1,10 +1,11 @@
 import argparse
+import json
 
 import pytest
 
 from kv_protocol.framing import FrameDecoder, encode_frame
 from kv_protocol.messages import encode_reply
-from kv_tools._bench import Measurement, build_parser, report, summarize
+from kv_tools._bench import Measurement, build_parser, report, report_json, summarize
 from kv_tools._bench import main as bench_main
 from kv_tools._wire import TESTS, KvWire, ReferenceWire, RespWire, command, key_name
 
@@ -91,3 +92,17 @@ def test_report_shows_dashes_for_a_test_a_server_lacks() -> None:
 
 def test_the_password_stays_out_of_reprs() -> None:
     assert "s3cret" not in repr(KvWire("h", 1, "s3cret"))
+
+
+def test_json_report_has_the_same_medians() -> None:
+    args = parse("-a", "pw", "-t", "set", "--json", "-P", "16", "--repeat", "2")
+    data = json.loads(report_json(args, {
+        ("set", "kv"): [Measurement(60_000, 500, 900, 12.0), Measurement(80_000, 300, 700, None)],
+        ("set", "redis"): [Measurement(100_000, 300, 600, None)]}))
+    assert data["settings"]["pipeline"] == 16 and data["settings"]["repeat"] == 2
+    assert data["results"] == [
+        {"test": "set", "server": "kv", "runs": 2, "requests_per_s": 70_000, "p50_us": 400,
+         "p99_us": 800, "cpu_us_per_request": 12.0},
+        {"test": "set", "server": "redis", "runs": 1, "requests_per_s": 100_000, "p50_us": 300,
+         "p99_us": 600, "cpu_us_per_request": None},
+    ]

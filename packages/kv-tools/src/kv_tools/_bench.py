@@ -8,12 +8,19 @@ With ``--redis HOST:PORT`` (and ``--reference HOST:PORT``) the same workload run
 against those servers in the same run, interleaved run by run, and the table shows
 the ratios, which are what is comparable on a shared, noisy machine. Figures are
 medians over ``--repeat`` runs. When a server is local its CPU time per request is
-read from /proc (the fairest figure on two shared cores).
+read from /proc (the fairest figure on two shared cores). ``--json`` prints the
+same medians as JSON, for scripts (``nox -s bench_fsync`` builds its table so).
+
+Two modes replace the tests: ``--expiry KEYS`` (``_expiry_pause``) measures PING
+round trips while keys expire on the server named by ``-h``/``-p``, and
+``--persistence KEYS`` (``_persistence_figures``) starts its own kv-servers to
+measure the BGSAVE stall, snapshot loading and AOF replay.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import queue
@@ -22,13 +29,15 @@ import statistics
 import sys
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from kv_client import Client
 
 from ._expiry_pause import measure_expiry
 from ._loadgen import Job, WorkerResult, prepare, run_worker
+from ._persistence_figures import measure_persistence
 from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
 
 WORKER_START_TIMEOUT_S = 120.0  # spawning a process and its connections on a loaded machine
@@ -186,9 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="HOST:PORT",
                         help="also run against the reference server of ../shared/bench")
     parser.add_argument("--reference-pid", type=int, help="its process id, for CPU per request")
+    parser.add_argument("--json", action="store_true",
+                        help="print the medians as JSON instead of the table")
     parser.add_argument("--expiry", metavar="KEYS", type=int,
                         help="instead of the tests: load KEYS keys that share one deadline and "
                              "measure PING round trips while the server expires them")
+    parser.add_argument("--persistence", metavar="KEYS", type=int,
+                        help="instead of the tests: start kv-servers of this Python on 127.0.0.1 "
+                             "(-h, -p and -a are not used) and measure, on KEYS string keys, the "
+                             "PING stall during BGSAVE, snapshot loading in both formats and AOF "
+                             "replay")
+    parser.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="everysec",
+                        help="the --appendfsync of the servers --persistence starts (everysec)")
+    parser.add_argument("--dir", metavar="DIR", type=Path,
+                        help="where --persistence makes its temporary directory, i.e. the disk "
+                             "it measures (default: the system's temporary directory)")
     return parser
 
 
@@ -201,6 +222,12 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"{name} must be at least 1")
     if args.expiry is not None and args.expiry < 1:
         parser.error("--expiry needs at least 1 key")
+    if args.persistence is not None:
+        if args.persistence < 1:
+            parser.error("--persistence needs at least 1 key")
+        if args.expiry is not None:
+            parser.error("--persistence and --expiry are separate runs")
+        return  # it starts its own servers, with their own password
     if args.data_size < 0 or args.seconds <= 0:
         parser.error("value size must be >= 0 and seconds > 0")
     if not args.password:
@@ -267,13 +294,26 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measure
     return "\n".join(lines)
 
 
+def report_json(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:
+    """The same medians as ``report``, one object per test and server, for scripts."""
+    rows = [{"test": test, "server": label, "runs": len(runs), **asdict(summarize(runs))}
+            for (test, label), runs in results.items()]
+    settings = {name: getattr(args, name) for name in (
+        "clients", "procs", "pipeline", "data_size", "keyspace", "repeat", "requests")}
+    return json.dumps({"settings": settings, "results": rows}, indent=1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    if args.expiry is not None:
+    if args.expiry is not None or args.persistence is not None:
         try:
-            print(measure_expiry(args.host, args.port, args.password, args.expiry).render())
+            if args.persistence is not None:
+                print(measure_persistence(args.persistence, appendfsync=args.appendfsync,
+                                          parent=args.dir).render())
+            else:
+                print(measure_expiry(args.host, args.port, args.password, args.expiry).render())
         except (OSError, RuntimeError) as exc:
             print(f"kv-bench: {exc}", file=sys.stderr)
             return 1
@@ -296,5 +336,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"kv-bench: {exc}", file=sys.stderr)
         return 1
-    print(report(args, results))
+    print(report_json(args, results) if args.json else report(args, results))
     return 0

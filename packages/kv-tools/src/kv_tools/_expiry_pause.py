@@ -10,15 +10,12 @@ the last of them gone says how fast memory comes back.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Final
 
-from kv_client import ClientConfig
-from kv_client._sync import SyncConnection
-from kv_protocol.framing import FrameDecoder, encode_frame
+from ._direct import DirectConnection, figure
 
 BATCH: Final = 2000
 LOAD_RATE: Final = 50_000
@@ -53,49 +50,19 @@ class ExpiryReport:
         ])
 
 
-class _Connection:
-    def __init__(self, host: str, port: int, password: str) -> None:
-        config = ClientConfig(password, host=host, port=port, name="kv-bench-expiry", timeout_s=60)
-        self.sock: socket.socket = SyncConnection(config).sock
-        self.decoder = FrameDecoder()
-        self.pending: list[object] = []
-
-    def send(self, *commands: list[object]) -> None:
-        self.sock.sendall(b"".join(encode_frame(c) for c in commands))
-
-    def replies(self, count: int) -> list[object]:
-        while len(self.pending) < count:
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            self.pending += self.decoder.feed(data)
-        taken, self.pending = self.pending[:count], self.pending[count:]
-        for reply in taken:
-            if not (isinstance(reply, list) and reply and reply[0] == 0):
-                raise RuntimeError(f"error reply: {reply!r}")
-        return [reply[1] for reply in taken]  # type: ignore[index]
-
-    def call(self, *argv: object) -> object:
-        self.send(list(argv))
-        return self.replies(1)[0]
-
-    def close(self) -> None:
-        self.sock.close()
-
+class _Connection(DirectConnection):
     def expiring(self) -> int:
         """Keys with a deadline (INFO keyspace), whether other keys exist or not."""
-        info = self.call("INFO", "keyspace")
-        return int(info["keyspace"]["expires"])  # type: ignore[index]
+        return int(figure(self.info("keyspace"), "expires"))
 
     def rss(self) -> int:
-        info = self.call("INFO", "memory")
-        return int(info["memory"]["used_memory_rss"])  # type: ignore[index]
+        return int(figure(self.info("memory"), "used_memory_rss"))
 
 
 def measure_expiry(host: str, port: int, password: str, keys: int) -> ExpiryReport:
-    loader = _Connection(host, port, password)
+    loader = _Connection(host, port, password, name="kv-bench-expiry")
     try:
-        pinger = _Connection(host, port, password)
+        pinger = _Connection(host, port, password, name="kv-bench-expiry")
         try:
             return _measure(loader, pinger, keys)
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 import stat
-import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,23 @@ from kv_protocol.messages import PUSH, Push
 from kv_server import ServerState, serve
 from server_helpers import Peer, make_config
 
-
-async def start(nursery: trio.Nursery, **changes: object) -> ServerState:
-    """A server with a fresh data directory of its own (one server per directory)."""
-    changes.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="kv-test-")))
-    state: ServerState = await nursery.start(functools.partial(serve, make_config(**changes)))
-    return state
+Start = Callable[..., Awaitable[ServerState]]
 
 
-async def test_serves_tcp_on_a_free_port_and_shuts_down_in_stages(nursery: trio.Nursery) -> None:
+@pytest.fixture
+def start(tmp_path_factory: pytest.TempPathFactory) -> Start:
+    """Start a server in a nursery, with a fresh data directory unless one is given."""
+
+    async def run(nursery: trio.Nursery, **changes: object) -> ServerState:
+        changes.setdefault("data_dir", tmp_path_factory.mktemp("data"))
+        state: ServerState = await nursery.start(functools.partial(serve, make_config(**changes)))
+        return state
+
+    return run
+
+
+async def test_serves_tcp_on_a_free_port_and_shuts_down_in_stages(nursery: trio.Nursery,
+                                                                 start: Start) -> None:
     with trio.fail_after(10):
         state = await start(nursery)
         assert state.tcp_port > 0
@@ -40,7 +48,7 @@ async def test_serves_tcp_on_a_free_port_and_shuts_down_in_stages(nursery: trio.
 
 
 async def test_unix_socket_is_private_and_removed_on_shutdown(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, start: Start, tmp_path: Path
 ) -> None:
     path = tmp_path / "kv.sock"
     with trio.fail_after(10):
@@ -56,7 +64,8 @@ async def test_unix_socket_is_private_and_removed_on_shutdown(
             await trio.sleep(0.01)
 
 
-async def test_stale_unix_socket_file_is_replaced(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_stale_unix_socket_file_is_replaced(nursery: trio.Nursery, start: Start,
+                                                  tmp_path: Path) -> None:
     path = tmp_path / "kv.sock"
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(path))
@@ -65,7 +74,7 @@ async def test_stale_unix_socket_file_is_replaced(nursery: trio.Nursery, tmp_pat
     state.request_shutdown()
 
 
-async def test_a_live_unix_socket_is_not_stolen(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_a_live_unix_socket_is_not_stolen(nursery: trio.Nursery, start: Start, tmp_path: Path) -> None:
     path = tmp_path / "kv.sock"
     first = await start(nursery, bind=(), unix_path=path)
     with pytest.raises(OSError, match="another server is listening"):
@@ -73,14 +82,14 @@ async def test_a_live_unix_socket_is_not_stolen(nursery: trio.Nursery, tmp_path:
     first.request_shutdown()
 
 
-async def test_port_in_use_fails_before_starting(nursery: trio.Nursery) -> None:
+async def test_port_in_use_fails_before_starting(nursery: trio.Nursery, start: Start) -> None:
     first = await start(nursery)
     with pytest.raises(OSError):
         await start(nursery, port=first.tcp_port)
     first.request_shutdown()
 
 
-async def test_a_data_directory_in_use_fails_before_starting(nursery: trio.Nursery,
+async def test_a_data_directory_in_use_fails_before_starting(nursery: trio.Nursery, start: Start,
                                                              tmp_path: Path) -> None:
     first = await start(nursery, data_dir=tmp_path)
     with pytest.raises(OSError, match="in use by another kv-server"):

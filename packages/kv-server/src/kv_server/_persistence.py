@@ -55,6 +55,8 @@ class Persistence:
         self.last_save_error = ""
         self.last_save_ms = 0.0
         self.saves = 0
+        self.latest_fork_usec = 0
+        """How long the last BGSAVE's fork stopped the server (Redis's field)."""
         self.dirty_at_save = state.keyspace.dirty
         self.loaded: dict[str, object] = {}
         """Start-up figures for INFO: keys loaded, records replayed, seconds taken."""
@@ -82,9 +84,11 @@ class Persistence:
             snapshot = directory / SNAPSHOT
             encoding = "binary" if config.binary else detect_encoding(snapshot) or "plaintext"
             position = found.position
+            saving = time.perf_counter()
             if found.replayed or found.dropped_torn:
                 write_snapshot(state.keyspace, temporary_path(directory), encoding, position)
                 install(directory, temporary_path(directory))
+            saved = time.perf_counter()
             # Older segments go before kv.aof is replaced: a crash in between leaves
             # the old kv.aof, which the snapshot covers, not a gap in the chain.
             remove([path for path in found.segments if path.name != AOF])
@@ -99,6 +103,9 @@ class Persistence:
             "loaded_keys": len(state.keyspace),
             "loaded_aof_records": found.replayed,
             "loading_seconds": round(time.perf_counter() - started, 3),
+            "loading_snapshot_seconds": round(found.snapshot_seconds, 3),
+            "loading_aof_seconds": round(found.replay_seconds, 3),
+            "loading_save_seconds": round(saved - saving, 3),
         }
         state.dispatcher.aof = aof
         return persistence
@@ -148,12 +155,14 @@ class Persistence:
         dirty, started = keyspace.dirty, time.perf_counter()
         written = temporary_path(self.directory)
         position = self.aof.position
+        forking = time.perf_counter()
         try:
             self.child = fork_writer(keyspace, written, encoding or self.encoding, position,
                                      self._lock_fd)
         except OSError as exc:  # ENOMEM, EAGAIN: Redis's classic "can't fork"
             self._failed(f"cannot fork the background save: {exc.strerror or exc}")
             raise ServerError(f"background save failed: {self.last_save_error}") from None
+        self.latest_fork_usec = int((time.perf_counter() - forking) * 1e6)
         self.aof.rotate()
         if encoding is not None:
             self.encoding = encoding
@@ -221,5 +230,6 @@ class Persistence:
             "last_save_error": self.last_save_error,
             "last_save_duration_ms": round(self.last_save_ms, 3),
             "saves": self.saves,
+            "latest_fork_usec": self.latest_fork_usec,
             **self.aof.info(),
         }

@@ -18,6 +18,7 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -47,7 +48,9 @@ class Recovered:
 
     position: int
     """The logical AOF position the dataset in memory now covers."""
+    snapshot_seconds: float
     replayed: int
+    replay_seconds: float
     dropped_torn: bool
     segments: list[Path]
     """Every AOF file read, oldest first (all are covered once a snapshot is saved)."""
@@ -69,6 +72,7 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
     Raises:
         StartupError: a damaged snapshot or AOF, or a gap in the AOF chain.
     """
+    started = time.perf_counter()
     snapshot_path = directory / SNAPSHOT
     header: SnapshotHeader | None = None
     if snapshot_path.exists():
@@ -89,6 +93,7 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
     if (directory / AOF).exists():
         files.append(directory / AOF)
     files = [path for path in files if path.stat().st_size > 0]
+    loaded = time.perf_counter()
     replay = _Replay(state, covered)
     expected = covered
     dropped = False
@@ -108,7 +113,8 @@ def recover(state: ServerState, directory: Path, allow_torn: bool) -> Recovered:
             log.warning("%s: dropped a torn last record at byte offset %d (--aof-load-truncated)",
                         path, replay.torn.offset)
             dropped = True
-    return Recovered(max(expected, covered), replay.count, dropped, files)
+    return Recovered(max(expected, covered), loaded - started, replay.count,
+                     time.perf_counter() - loaded, dropped, files)
 
 
 class _Replay:

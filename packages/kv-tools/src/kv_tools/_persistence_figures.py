@@ -8,14 +8,14 @@ values, loaded with pipelined MSET):
    BGSAVE and then until INFO persistence shows it finished; the longest round
    trip during it, beside the longest before, is the pause the fork and the child
    cause. The server's own ``last_save_duration_ms`` is the BGSAVE's duration.
+   The server's ``latest_fork_usec`` is the fork's own share.
 2. Snapshot loading: SAVE (plaintext), restart on the directory, read
-   ``loading_seconds`` and ``loaded_keys``; then CONVERT BINARY, restart, again.
+   ``loading_snapshot_seconds`` and ``loaded_keys``; then CONVERT BINARY,
+   restart, again.
 3. AOF replay: in a fresh directory, N pipelined SETs (one record each), SIGKILL
    (so nothing folds the AOF into a snapshot), restart, read
-   ``loaded_aof_records`` and ``loading_seconds``. A start-up that replayed
-   anything also writes a snapshot before it listens, and ``loading_seconds``
-   includes that write; the report also shows the replay alone, estimated by
-   subtracting the plaintext SAVE's duration (the same keys, the same format).
+   ``loaded_aof_records`` and ``loading_aof_seconds`` (the replay alone: the
+   snapshot a start-up writes after a replay is ``loading_save_seconds``).
 
 Every loop is bounded in count and in time, and every server is stopped (or killed)
 and its directory removed, whatever happens.
@@ -77,7 +77,7 @@ class Loading:
 
     what: str  # "plaintext", "binary" or "aof"
     items: int  # keys loaded, or AOF records replayed
-    seconds: float  # INFO loading_seconds
+    seconds: float  # INFO loading_snapshot_seconds, or loading_aof_seconds for "aof"
     file_bytes: int
     ready_s: float  # spawn to ready line, interpreter start included
     written_s: float  # the SAVE, CONVERT or pipelined SETs that wrote the file
@@ -95,6 +95,7 @@ class SnapshotFigures:
     during: Pings
     bgsave_s: float  # the server's last_save_duration_ms
     bgsave_wall_s: float  # BGSAVE sent to INFO showing it done
+    fork_ms: float  # the server's latest_fork_usec
     plaintext: Loading
     binary: Loading
 
@@ -105,11 +106,6 @@ class PersistenceReport:
     appendfsync: str
     snapshots: SnapshotFigures
     replay: Loading
-
-    @property
-    def replay_only_s(self) -> float:
-        """The replay without the snapshot start-up writes after it (an estimate)."""
-        return max(self.replay.seconds - self.snapshots.plaintext.written_s, 1e-3)
 
     def render(self) -> str:
         s, r = self.snapshots, self.replay
@@ -127,13 +123,11 @@ class PersistenceReport:
             f"PING before BGSAVE   {s.baseline.render()}",
             f"PING during BGSAVE   {s.during.render()}",
             (f"BGSAVE               {s.bgsave_s:.2f} s (last_save_duration_ms), "
-             f"{s.bgsave_wall_s:.2f} s until INFO showed it done"),
+             f"{s.bgsave_wall_s:.2f} s until INFO showed it done; fork {s.fork_ms:.1f} ms"),
             "",
-            "start-up (items: keys loaded, or AOF records replayed; written s: SAVE, CONVERT, or the SETs)",
+            ("start-up (items: keys loaded, or AOF records replayed; written s: SAVE, CONVERT, or the "
+             "SETs; loading s: reading the snapshot, or replaying the AOF, from INFO persistence)"),
             *rows,
-            (f"AOF replay alone     ~{r.items / self.replay_only_s:,.0f} records/s: loading_seconds "
-             f"includes the snapshot written after a replay; minus the plaintext SAVE "
-             f"({s.plaintext.written_s:.2f} s) leaves {self.replay_only_s:.2f} s"),
         ])
 
 
@@ -220,7 +214,8 @@ def loading(server: KvServer, what: str, expected: int, written_s: float, file_b
     items, keys = int(figure(info, field)), int(figure(info, "loaded_keys"))
     if items != expected or keys != expected:
         raise RuntimeError(f"start-up loaded {keys:,} keys and {field} {items:,}; expected {expected:,}")
-    return Loading(what, items, figure(info, "loading_seconds"), file_bytes, server.ready_s, written_s)
+    seconds = figure(info, "loading_aof_seconds" if what == "aof" else "loading_snapshot_seconds")
+    return Loading(what, items, seconds, file_bytes, server.ready_s, written_s)
 
 
 class _Servers:
@@ -267,6 +262,7 @@ def _snapshot_phase(servers: _Servers, keys: int) -> SnapshotFigures:
         rss = int(figure(control.info("memory"), "used_memory_rss"))
         baseline, during, bgsave_wall_s = bgsave_stall(control, pinger)
         bgsave_s = _last_save_s(control)
+        fork_ms = figure(control.info("persistence"), "latest_fork_usec") / 1000
         control.call("SAVE")  # plaintext: the format of a directory without kv.db
         save_s = _last_save_s(control)
     finally:
@@ -286,7 +282,8 @@ def _snapshot_phase(servers: _Servers, keys: int) -> SnapshotFigures:
     server = servers.restart(server)
     binary = loading(server, "binary", keys, convert_s, snapshot.stat().st_size)
     servers.stop(server)
-    return SnapshotFigures(fill_s, rss, baseline, during, bgsave_s, bgsave_wall_s, plaintext, binary)
+    return SnapshotFigures(fill_s, rss, baseline, during, bgsave_s, bgsave_wall_s, fork_ms, plaintext,
+                           binary)
 
 
 def _replay_phase(servers: _Servers, keys: int) -> Loading:

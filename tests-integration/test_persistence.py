@@ -273,18 +273,20 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()]
 
 
-def _load(kv: Client, keys: int) -> None:
-    for start in range(0, keys, 10_000):
-        kv.mset({f"key:{i:012}": b"abc" for i in range(start, start + 10_000)})
+def _saving_in_background(data: Path, keys: int = 300_000) -> ServerProcess:
+    """A server with ``keys`` keys whose BGSAVE has just started."""
+    server = start_server(data)
+    with server.client(timeout=60) as kv:
+        for start in range(0, keys, 10_000):
+            kv.mset({f"key:{i:012}": b"abc" for i in range(start, start + 10_000)})
+        kv.bgsave()
+    return server
 
 
 def test_a_killed_server_takes_its_bgsave_child_with_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = start_server(data)
-    with server.client(timeout=60) as kv:
-        _load(kv, 300_000)
-        kv.bgsave()
-        children = _children(server.proc.pid)
+    server = _saving_in_background(data)
+    children = _children(server.proc.pid)
     assert children, "the BGSAVE child finished before the test looked"
     _kill(server)
     deadline = time.monotonic() + 5
@@ -299,10 +301,7 @@ def test_a_killed_server_takes_its_bgsave_child_with_it(tmp_path: Path) -> None:
 
 def test_sigterm_during_bgsave_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = start_server(data)
-    with server.client(timeout=60) as kv:
-        _load(kv, 300_000)
-        kv.bgsave()
+    server = _saving_in_background(data)
     assert server.stop(signal.SIGTERM) == 0
     assert "background save abandoned" in server.log()
     assert not (data / "kv.db.tmp").exists()

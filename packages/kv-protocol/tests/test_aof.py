@@ -1,7 +1,5 @@
 import dataclasses
 import pickle
-import subprocess
-import sys
 
 import crc32c
 import pytest
@@ -271,11 +269,3 @@ def test_errors_pickle_and_records_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.line = 3  # type: ignore[misc]
 
-
-def test_importing_the_file_codecs_loads_no_io_modules() -> None:
-    code = (
-        "import sys, kv_protocol.records.aof, kv_protocol.records.snapshot, kv_protocol.records.tagged;"
-        "print(sorted(m for m in ('trio', 'asyncio', 'socket', 'ssl', 'selectors') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -1,0 +1,331 @@
+"""``kv-aof-check FILE [--fix] [--yes]``: verify an append-only file, and cut it back.
+
+The tool kv-server's start-up errors point to (``Run `kv-aof-check data/kv.aof` to see
+the damage``), modelled on redis-check-aof. It reads the file with the server's own
+codec (``kv_protocol.records.aof.AofReader``), so it accepts exactly what start-up
+accepts, and reports the first line start-up would refuse.
+
+Rules of this module:
+
+1. Stream, never load: the file goes through the reader in ``CHUNK_BYTES`` pieces, so
+   memory holds one chunk plus the longest line whatever the file's size (a
+   multi-gigabyte AOF is exactly when this tool is needed).
+2. The cut point is the reader's ``good_end``, the byte after the last record that
+   verified: ``--fix`` never drops a verified record, and drops everything after it
+   (records past a bad line cannot be trusted to follow on from it).
+3. A torn tail (no newline at the end: the server stopped mid-write) counts as
+   damage for the exit code, but the report says that record was never
+   acknowledged, so dropping it loses nothing a client was told was saved.
+4. ``--fix`` copies the whole file to ``FILE.bak`` (or ``FILE.bak.N``) and fsyncs the
+   copy and its directory before it truncates anything; then it truncates and fsyncs.
+   It holds the directory's ``kv.lock`` meanwhile, so a kv-server cannot be using
+   the file, and it refuses if the file changed since it was checked.
+5. Exit codes: 0 clean (or fixed), 1 damaged (and not fixed), 2 usage or I/O error.
+   The report goes to stdout in a stable, parseable form; errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from kv_protocol.records.aof import AofFormatError, AofReader, EmptyAofError
+
+from ._progress import byte_progress
+
+# Large enough that per-call overhead vanishes next to checksumming and decoding,
+# small enough that memory stays flat (rule 1); the server replays in 1 MiB too.
+CHUNK_BYTES: Final = 1024 * 1024
+EXIT_OK: Final = 0
+EXIT_DAMAGED: Final = 1
+EXIT_ERROR: Final = 2
+_LOCK_NAME: Final = "kv.lock"  # kv_server._datadir.LOCK: kv-tools does not depend on kv-server
+_PROG: Final = "kv-aof-check"
+
+
+class CheckError(Exception):
+    """A usage or I/O problem (exit 2): the file could not be checked or fixed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What reading the whole file found."""
+
+    path: Path
+    size: int  # bytes read
+    lines: int  # lines in the file; a partial last line counts
+    start: int | None  # the header's start position; None when the header is bad
+    records: int  # records that verified, all before good_end
+    good_end: int  # byte offset after the last verified record (or the header)
+    error: AofFormatError | None  # the first bad line, None when the file is clean
+    identity: tuple[int, int, int, int]  # (dev, ino, size, mtime_ns) when it was read
+
+    @property
+    def empty(self) -> bool:
+        return isinstance(self.error, EmptyAofError)
+
+    @property
+    def fixable(self) -> bool:
+        """Truncation can repair it: the header is good, something after it is not."""
+        return self.error is not None and self.start is not None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_file(path: Path) -> Check:
+    """Read ``path`` through :class:`AofReader` in chunks and say where it first goes wrong.
+
+    Raises:
+        CheckError: the file is missing, unreadable or not a regular file.
+    """
+    try:
+        # stat before open: opening a FIFO would block until a writer appears.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckError(f"{path}: not a regular file")
+        with open(path, "rb") as source:
+            return _read(path, source, os.fstat(source.fileno()))
+    except OSError as exc:
+        raise CheckError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read(path: Path, source: BinaryIO, st: os.stat_result) -> Check:
+    reader = AofReader()
+    error: AofFormatError | None = None
+    size = newlines = 0
+    last = b""
+    with byte_progress(st.st_size, path.name) as advance:
+        while chunk := source.read(CHUNK_BYTES):
+            size += len(chunk)
+            newlines += chunk.count(b"\n")  # past an error too: the report names the last line
+            last = chunk[-1:]
+            advance(len(chunk))
+            if error is None:
+                try:
+                    reader.feed(chunk)
+                except AofFormatError as exc:
+                    error = exc
+    if error is None:
+        try:
+            reader.finish(allow_torn=False)  # its torn-tail message names line and offset
+        except AofFormatError as exc:
+            error = exc
+    lines = newlines + (1 if last not in (b"", b"\n") else 0)
+    return Check(path, size, lines, reader.start, reader.records, reader.good_end, error, _identity(st))
+
+
+def _span(first: int, last: int) -> str:
+    return f"line {first}" if first >= last else f"lines {first}..{last}"
+
+
+def report(check: Check) -> list[str]:
+    """The report's lines, in the stable form scripts can parse (rule 5)."""
+    name, error = check.path, check.error
+    if check.empty:
+        return [f"{name}: empty file (no header), 0 bytes",
+                ("--fix cannot help: there is nothing to keep. kv-server treats an empty append-only "
+                 "file as absent (a crash right after creating it leaves one), so it may stay or go")]
+    if check.start is None:
+        assert error is not None
+        return [f"{name}: no valid header, {check.size:,} bytes",
+                f"first bad record: {error}",
+                ("--fix cannot repair this file: its header (line 1) is bad, and truncation only keeps "
+                 "records that follow a good header. Is it a kv append-only file?")]
+    head = f"{name}: {check.records:,} records, start position {check.start}, {check.size:,} bytes"
+    if error is None:
+        return [head, "OK"]
+    lines = [head, f"first bad record: {error}"]
+    if error.torn:
+        lines.append("this is a torn last record: the server stopped in the middle of writing it, so "
+                     "it was never acknowledged to any client; dropping it loses no saved write")
+    dropped = check.size - check.good_end
+    lines.append(f"--fix would keep {check.records:,} records (bytes 0..{check.good_end}) and drop "
+                 f"{dropped:,} bytes ({_span(error.line, check.lines)})")
+    return lines
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold ``kv.lock`` if the directory has one: no kv-server may use the file meanwhile."""
+    try:
+        fd = os.open(directory / _LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield  # not a server's data directory (a copy being repaired elsewhere)
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise CheckError(f"{directory} is in use by a running kv-server (pid {holder}): "
+                             "stop it before --fix") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def backup_path(path: Path) -> Path:
+    """``FILE.bak``, or ``FILE.bak.N`` for the first N that does not exist yet."""
+    candidate, n = path.with_name(path.name + ".bak"), 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.bak.{n}")
+    return candidate
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_backup(path: Path, size: int, mode: int) -> Path:
+    """Copy ``path`` whole to a new backup file and make it durable (rule 4)."""
+    while True:
+        target = backup_path(path)
+        try:  # O_EXCL: never overwrite an older backup, even one created meanwhile
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            break
+        except FileExistsError:
+            continue
+    try:
+        copied = 0
+        with open(path, "rb") as source, open(fd, "wb", closefd=True) as out, \
+                byte_progress(size, f"backup {target.name}") as advance:
+            while chunk := source.read(CHUNK_BYTES):
+                out.write(chunk)
+                copied += len(chunk)
+                advance(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if copied != size:
+            raise CheckError(f"{path} changed while being copied ({copied} bytes, expected {size}); "
+                             "nothing was truncated")
+        _fsync_directory(target.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            target.unlink()
+        raise
+    return target
+
+
+def fix(check: Check) -> list[str]:
+    """Back the file up, then cut it at ``good_end``; return what was done.
+
+    Durability:
+        The backup is written, fsynced and its directory fsynced before the file is
+        touched; the truncation is fsynced before this returns. A crash in between
+        leaves the original file intact beside a complete backup.
+
+    Raises:
+        CheckError: a kv-server holds the directory, the file changed since it was
+            checked, or an I/O error (the original is then untouched).
+    """
+    path = check.path
+    try:
+        with _directory_lock(path.parent):
+            st = os.stat(path)
+            if _identity(st) != check.identity:
+                raise CheckError(f"{path} changed since it was checked (is something writing it?); "
+                                 "run kv-aof-check again")
+            backup = _write_backup(path, check.size, stat.S_IMODE(st.st_mode))
+            with open(path, "r+b") as target:
+                os.truncate(target.fileno(), check.good_end)
+                os.fsync(target.fileno())
+    except OSError as exc:
+        raise CheckError(f"{path}: --fix failed: {exc}") from None
+    assert check.error is not None
+    dropped = check.size - check.good_end
+    return [f"backup: {backup} ({check.size:,} bytes)",
+            (f"fixed: truncated {path} to {check.good_end} bytes, keeping {check.records:,} records "
+             f"and dropping {dropped:,} bytes ({_span(check.error.line, check.lines)})")]
+
+
+def _confirm(check: Check) -> bool | None:
+    """Ask on stdin; None when stdin is not a terminal (nobody to ask)."""
+    if not sys.stdin.isatty():
+        return None
+    dropped = check.size - check.good_end
+    sys.stderr.write(f"Truncate {check.path} to {check.good_end} bytes, dropping {dropped:,} bytes? "
+                     f"A copy of the whole file is kept in {backup_path(check.path)}. [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Verify a kv append-only file (kv.aof, or an older segment kv.aof.N): the header, "
+                    "and every record's line structure, checksum and command. Reports the records "
+                    "read, the first bad record (line, byte offset, what is wrong) and what --fix "
+                    "would drop. The file is streamed, so any size works.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""\
+exit status:
+  0  the file is clean, or --fix repaired it
+  1  the file is damaged and was not fixed; a torn last record (a crash in the
+     middle of a write, a record never acknowledged) counts as damaged
+  2  usage or I/O error: missing file, permission, not a regular file, a
+     kv-server running on the directory, or --fix without --yes and no terminal
+
+--fix copies the whole file to FILE.bak (FILE.bak.N when that exists) and
+fsyncs it, then truncates FILE at the end of the last record that verified:
+it never drops a verified record, but drops every line after the first bad
+one, so look at the backup first. It cannot repair a bad header or an empty
+file (kv-server treats an empty append-only file as absent).
+
+examples:
+  kv-aof-check data/kv.aof
+  kv-aof-check --fix data/kv.aof
+  kv-aof-check --fix --yes data/kv.aof.2
+""",
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="the append-only file to check")
+    parser.add_argument("--fix", action="store_true",
+                        help="back the file up to FILE.bak, then truncate it to its last good record "
+                             "(asks first unless --yes; stop kv-server before)")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="with --fix: do not ask for confirmation (needed when stdin is not a terminal)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kv-aof-check``; return the exit status (rule 5)."""
+    args = build_parser().parse_args(argv)
+    try:
+        check = check_file(args.file)
+        print("\n".join(report(check)), flush=True)
+        if check.error is None:
+            if args.fix:
+                print("nothing to fix")
+            return EXIT_OK
+        if not args.fix or not check.fixable:
+            return EXIT_DAMAGED
+        if not args.yes:
+            answer = _confirm(check)
+            if answer is None:
+                print(f"{_PROG}: stdin is not a terminal, so --fix cannot ask for confirmation: "
+                      "pass --yes to fix without asking", file=sys.stderr)
+                return EXIT_ERROR
+            if not answer:
+                print("not fixed: the file is unchanged")
+                return EXIT_DAMAGED
+        print("\n".join(fix(check)))
+        return EXIT_OK
+    except CheckError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return EXIT_ERROR

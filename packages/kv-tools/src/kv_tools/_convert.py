@@ -27,7 +27,7 @@ import contextlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -42,6 +42,7 @@ from kv_protocol.records.snapshot import (
 )
 from kv_protocol.records.tagged import dumps
 
+from ._progress import byte_progress
 from ._version import __version__
 
 # Big enough that the per-call cost of feed() vanishes, small enough not to matter in memory.
@@ -64,18 +65,6 @@ def _corrupt(path: Path, exc: SnapshotFormatError) -> ConvertError:
     return ConvertError(f"{path}: {exc}", EXIT_CORRUPT)
 
 
-@contextlib.contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], object]]:
-    """A byte-count progress bar on stderr, shown only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    from tqdm import tqdm  # only loaded for a terminal
-
-    with tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, leave=False) as bar:
-        yield bar.update
-
-
 def read_entries(path: Path, reader: SnapshotReader, *, progress: bool = False
                  ) -> Iterator[list[SnapshotEntry]]:
     """The entries of ``path`` chunk by chunk; ``reader.finish()`` is checked at the end.
@@ -86,7 +75,7 @@ def read_entries(path: Path, reader: SnapshotReader, *, progress: bool = False
     try:
         with open(path, "rb") as source:
             size = os.fstat(source.fileno()).st_size
-            with _progress(size if progress else 0, path.name) as advance:
+            with byte_progress(size if progress else 0, path.name) as advance:
                 while chunk := source.read(CHUNK_BYTES):
                     batch = reader.feed(chunk)
                     advance(len(chunk))
@@ -293,7 +282,7 @@ exit status:
   1  damaged input: the message names the file, line or entry, byte offset and reason
   2  usage error, or a file that cannot be read or written
 
-A progress bar is shown on stderr when it is a terminal. See docs/persistence.md for
+A progress bar is shown on stderr when it is a terminal and the file is large. See docs/persistence.md for
 the file formats."""
 
 
@@ -327,9 +316,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.aof_load_truncated and args.from_aof is None:
         parser.error("--aof-load-truncated goes with --from-aof")
     if args.dump:
-        with contextlib.suppress(BrokenPipeError):
+        try:
             dump(paths[0], sys.stdout.buffer)
             sys.stdout.flush()
+        except BrokenPipeError:  # `kv-convert --dump IN | head`: the reader has had enough
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
         return EXIT_OK
     if args.stats:
         sys.stdout.write(format_rows(stats(paths[0])))
@@ -356,7 +348,5 @@ def main(argv: list[str] | None = None) -> int:
     except ConvertError as exc:
         print(f"kv-convert: {exc}", file=sys.stderr)
         return exc.status
-    except BrokenPipeError:
-        return EXIT_OK
     except KeyboardInterrupt:
         return 130

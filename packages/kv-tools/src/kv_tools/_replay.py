@@ -25,8 +25,9 @@ Rules:
 3. The throwaway server listens on 127.0.0.1, port 0, with a random password in a
    mode-0600 file; nothing else uses it before SIGTERM.
 4. The server's start-up errors are passed on with the copy's paths turned back
-   into DIR's. Its errors about damaged files (they point to "Recovering from
-   damaged files" in docs/persistence.md) exit 1; any other failure exits 2.
+   into DIR's. Its errors about damaged files (they point to kv-aof-check or to
+   "Recovering from damaged files" in docs/persistence.md) exit 1; any other
+   failure exits 2.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ _SEGMENT: Final = re.compile(r"kv\.aof\.\d+")
 # Loading time grows with the data (about a million records a few seconds); an hour
 # covers any dataset that fits in memory, and a stuck server must not hang the tool.
 LOAD_TIMEOUT_S: Final = 3600.0
-# The server's start-up errors about damaged files all point here (kv_server._recovery).
-DAMAGE_MARKER: Final = "Recovering from damaged files"
+# The server's start-up errors about damaged files point to the docs' recovery section
+# or to kv-aof-check (kv_server._recovery); its other errors (I/O, lock) do neither.
+DAMAGE_MARKERS: Final = ("Recovering from damaged files", "kv-aof-check")
 NEEDS_SERVER: Final = "kv-convert --from-aof needs kv-server installed (pip install kv-server)"
 
 
@@ -151,7 +153,7 @@ def _run_startup(data: Path, directory: Path, allow_torn: bool) -> None:
         prefix = "kv-server: "
         lines = [line.removeprefix(prefix) for line in text.splitlines() if line.startswith(prefix)]
         message = "\n".join(lines or [str(exc)]).replace(str(data), str(directory))
-        status = EXIT_CORRUPT if DAMAGE_MARKER in message else 2
+        status = EXIT_CORRUPT if any(marker in message for marker in DAMAGE_MARKERS) else 2
         raise ConvertError(message, status) from None
     except OSError as exc:
         raise ConvertError(f"cannot start kv-server: {exc}") from None

@@ -1,13 +1,12 @@
 import argparse
-import json
 
 import pytest
 
 from kv_protocol.framing import FrameDecoder, encode_frame
 from kv_protocol.messages import encode_reply
-from kv_tools._bench import Measurement, build_parser, report, report_json, summarize
+from kv_tools._bench import build_parser
 from kv_tools._bench import main as bench_main
-from kv_tools._wire import TESTS, KvWire, ReferenceWire, RespWire, command, key_name
+from kv_tools._wire import MSET_KEYS, TESTS, KvWire, ReferenceWire, RespWire, command, key_name
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -22,14 +21,15 @@ def test_defaults_follow_redis_benchmark() -> None:
 
 
 def test_the_default_runs_every_test() -> None:
-    assert parse("-a", "pw").tests == "ping,set,get,incr,lpush,rpush,lpop,rpop,hset,hget"
+    assert parse("-a", "pw").tests == "ping,set,get,incr,lpush,rpush,lpop,rpop,hset,hget,mset"
     assert parse("-a", "pw", "-t", "set,lpush").tests == "set,lpush"
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["-t", "set,nope"], "unknown tests"), (["-c", "0"], "clients must be at least 1"),
-     (["-d", "-1"], "value size"), ([], "no password")],
+     (["-d", "-1"], "value size"), ([], "no password"), (["--rate", "0"], "--rate must be"),
+     (["--json", "--csv"], "not allowed with")],
 )
 def test_bad_arguments_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -53,6 +53,31 @@ def test_wires_encode_the_same_command() -> None:
     assert RespWire("h", 1).encode(parts) == b"*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000007\r\n$3\r\nxyz\r\n"
 
 
+def test_mset_writes_ten_distinct_keys_per_request() -> None:
+    parts = command(TESTS["mset"], 1, b"v", more=range(2, 2 + MSET_KEYS - 1))
+    assert TESTS["mset"].keys == MSET_KEYS == 10
+    assert parts == ["MSET", *[p for n in range(1, 11) for p in (key_name(n), b"v")]]
+    assert FrameDecoder().feed(KvWire("h", 1, "p").encode(parts)) == [parts]
+    resp = RespWire("h", 1).encode(parts)
+    assert resp.startswith(b"*21\r\n$4\r\nMSET\r\n$16\r\nkey:000000000001\r\n$1\r\nv\r\n")
+    assert resp.count(b"$16\r\nkey:") == 10
+    assert KvWire("h", 1, "p").reply(TESTS["mset"], b"v") == encode_reply("OK")
+    assert RespWire("h", 1).reply(TESTS["mset"], b"v") == b"+OK\r\n"
+    assert not ReferenceWire("h", 1).supports(TESTS["mset"])
+
+
+def test_ping_is_the_bare_command_on_both_wires() -> None:
+    parts = command(TESTS["ping"], 3, b"v")
+    assert parts == ["PING"] and TESTS["ping"].keys == 1
+    assert KvWire("h", 1, "p").encode(parts) == encode_frame(["PING"])
+    assert RespWire("h", 1).encode(parts) == b"*1\r\n$4\r\nPING\r\n"
+    assert RespWire("h", 1).reply(TESTS["ping"], b"") == b"+PONG\r\n"
+
+
+def test_one_key_commands_ignore_more_numbers() -> None:
+    assert command(TESTS["get"], 5, b"v", more=[9]) == ["GET", key_name(5)]
+
+
 def test_expected_replies() -> None:
     assert KvWire("h", 1, "p").reply(TESTS["get"], b"xyz") == encode_reply(b"xyz")
     assert KvWire("h", 1, "p").reply(TESTS["ping"], b"") == encode_reply("PONG")
@@ -64,45 +89,5 @@ def test_expected_replies() -> None:
         ReferenceWire("h", 1).reply(TESTS["incr"], b"")
 
 
-def test_summary_takes_medians_and_keeps_missing_cpu_missing() -> None:
-    runs = [Measurement(100, 5, 9, None), Measurement(300, 1, 7, None), Measurement(200, 3, 8, None)]
-    assert summarize(runs) == Measurement(200, 3, 8, None)
-
-
-def test_report_shows_ratios_on_kv_rows() -> None:
-    args = parse("-a", "pw", "-t", "set")
-    table = report(args, {("set", "kv"): [Measurement(60_000, 500, 900, 12.0)],
-                          ("set", "redis"): [Measurement(100_000, 300, 600, 6.0)],
-                          ("set", "reference"): [Measurement(75_000, 400, 800, None)]})
-    kv_row = next(line for line in table.splitlines() if line.startswith("set    kv "))
-    assert "60,000" in kv_row and "0.60x" in kv_row and "0.80x" in kv_row and "12.00" in kv_row
-    assert "reference" in table and "-" in table.splitlines()[-1]
-
-
-def test_report_shows_dashes_for_a_test_a_server_lacks() -> None:
-    args = parse("-a", "pw", "-t", "set,lpush")
-    table = report(args, {("set", "kv"): [Measurement(60_000, 500, 900, 12.0)],
-                          ("set", "reference"): [Measurement(75_000, 400, 800, 11.0)],
-                          ("lpush", "kv"): [Measurement(50_000, 500, 900, 14.0)]})
-    rows = {tuple(line.split()[:2]): line.split()[2:] for line in table.splitlines()[3:]}
-    assert rows[("lpush", "reference")] == ["-", "-", "-", "-"]
-    assert rows[("lpush", "kv")] == ["50,000", "500", "900", "14.00", "-"]
-    assert rows[("set", "kv")][-1] == "0.80x"
-
-
 def test_the_password_stays_out_of_reprs() -> None:
     assert "s3cret" not in repr(KvWire("h", 1, "s3cret"))
-
-
-def test_json_report_has_the_same_medians() -> None:
-    args = parse("-a", "pw", "-t", "set", "--json", "-P", "16", "--repeat", "2")
-    data = json.loads(report_json(args, {
-        ("set", "kv"): [Measurement(60_000, 500, 900, 12.0), Measurement(80_000, 300, 700, None)],
-        ("set", "redis"): [Measurement(100_000, 300, 600, None)]}))
-    assert data["settings"]["pipeline"] == 16 and data["settings"]["repeat"] == 2
-    assert data["results"] == [
-        {"test": "set", "server": "kv", "runs": 2, "requests_per_s": 70_000, "p50_us": 400,
-         "p99_us": 800, "cpu_us_per_request": 12.0},
-        {"test": "set", "server": "redis", "runs": 1, "requests_per_s": 100_000, "p50_us": 300,
-         "p99_us": 600, "cpu_us_per_request": None},
-    ]

@@ -8,6 +8,8 @@ afterwards shows that every request was carried out.
 
 from __future__ import annotations
 
+import csv
+import io
 import queue
 import threading
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ CONNECTIONS, PIPELINE, REQUESTS = 2, 4, 40  # 5 rounds of 2 batches of 4
 WARM_UP = CONNECTIONS * PIPELINE  # one batch per connection before the run
 KEYSPACE = 50
 SECONDS = 10.0  # bounds each run; a few requests take milliseconds
-NEW = ["incr", "lpush", "rpush", "lpop", "rpop", "hset", "hget"]
+NEW = ["incr", "lpush", "rpush", "lpop", "rpop", "hset", "hget", "mset"]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,8 @@ def test_each_new_test_gets_good_replies_and_does_its_work(wire: Wire) -> None:
     assert run(wire, "hget").requests == REQUESTS  # every reply the value
     assert integers(wire, ["HLEN", f"hash:{KEYSPACE - 1:012d}"]) == [HASH_FIELDS]
 
+    assert run(wire, "mset").requests == REQUESTS  # every reply OK
+
 
 def test_an_error_reply_stops_the_run(wire: Wire) -> None:
     prepare(wire, TESTS["get"], KEYSPACE, b"xyz", pops=0)  # key:... now hold bytes
@@ -118,6 +122,22 @@ def test_kv_bench_runs_the_new_tests_end_to_end(kv_wire: KvWire, capsys: pytest.
     rows = [line.split() for line in out.out.splitlines()[3:]]
     assert [row[:2] for row in rows] == [[name, "kv"] for name in NEW]
     assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_kv_bench_open_loop_keeps_its_rate_and_writes_csv(
+        kv_wire: KvWire, capsys: pytest.CaptureFixture[str]) -> None:
+    code = bench_main(["-p", str(kv_wire.port), "-a", PASSWORD, "-c", "4", "--procs", "1", "-n", "400",
+                       "-r", str(KEYSPACE), "--seconds", str(SECONDS), "-t", "get,ping", "--rate", "2000",
+                       "--csv"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    rows = list(csv.DictReader(io.StringIO(out.out)))
+    assert [(row["test"], row["server"], row["rate"]) for row in rows] == [
+        ("get", "kv", "2000.0"), ("ping", "kv", "2000.0")]
+    for row in rows:  # 400 requests due over 0.2 s: the achieved rate is close to 2,000/s
+        assert 1_000 < float(row["requests_per_s"]) < 2_500
+        assert 0 < float(row["p50_us"]) <= float(row["p90_us"]) <= float(row["p99_us"]) <= float(
+            row["p999_us"])
 
 
 def test_kv_bench_expiry_measures_pauses_until_the_keys_are_gone(

@@ -7,9 +7,16 @@ knows only SET and GET) skips it and shows "-".
 With ``--redis HOST:PORT`` (and ``--reference HOST:PORT``) the same workload runs
 against those servers in the same run, interleaved run by run, and the table shows
 the ratios, which are what is comparable on a shared, noisy machine. Figures are
-medians over ``--repeat`` runs. When a server is local its CPU time per request is
-read from /proc (the fairest figure on two shared cores). ``--json`` prints the
-same medians as JSON, for scripts (``nox -s bench_fsync`` builds its table so).
+medians over ``--repeat`` runs: requests/s, latency percentiles p50, p90, p99 and
+p99.9 per batch, and, when a server is local, its CPU time per request read from
+/proc (the fairest figure on two shared cores). ``--json`` and ``--csv`` print the
+same medians for scripts (``nox -s bench_fsync`` builds its table from the JSON),
+and ``--plot FILE.png`` draws them (``_plot``; matplotlib is the ``plot`` extra).
+On a terminal, stderr shows one live progress line per run.
+
+By default each connection sends its next batch when the last one's replies are in
+(a closed loop, which measures saturation). ``--rate R`` sends R requests/s at fixed
+times instead and measures latency from those times (``_openloop``).
 
 Two modes replace the tests: ``--expiry KEYS`` (``_expiry_pause``) measures PING
 round trips while keys expire on the server named by ``-h``/``-p``, and
@@ -20,16 +27,15 @@ measure the BGSAVE stall, snapshot loading and AOF replay.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import queue
 import socket
-import statistics
 import sys
+import time
 from array import array
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +44,15 @@ from kv_client import Client
 from ._expiry_pause import measure_expiry
 from ._loadgen import Job, WorkerResult, prepare, run_worker
 from ._persistence_figures import measure_persistence
+from ._plot import PlotUnavailableError, load_pyplot, plot
+from ._report import Measurement, Results, header, measurement, progress_line, report, report_csv
+from ._report import report_json as report_json
+from ._report import summarize as summarize
 from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
 
 WORKER_START_TIMEOUT_S = 120.0  # spawning a process and its connections on a loaded machine
 WORKER_GRACE_S = 120.0  # past --seconds, for the last round and the results to arrive
+PROGRESS_INTERVAL_S = 0.25  # the live line's refresh: smooth, yet no load on the parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +60,6 @@ class Target:
     label: str
     wire: Wire
     pid: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    requests_per_s: float
-    p50_us: float
-    p99_us: float
-    cpu_us_per_request: float | None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -96,9 +99,13 @@ def _redis_pid(host: str, port: int) -> int | None:
     return None
 
 
-def _worker_main(job: Job, ready: Any, go: Any, results: Any) -> None:
+def _worker_main(job: Job, ready: Any, go: Any, results: Any, done: Any, index: int) -> None:
+    """One load process: its result, or its error as a string, goes back on ``results``."""
+    def progress(requests: int) -> None:
+        done[index] = requests
+
     try:
-        results.put(run_worker(job, ready, go))
+        results.put(run_worker(job, ready, go, progress))
     except Exception as exc:  # reported by the parent, which would otherwise wait for its timeout
         message = f"{exc}" if isinstance(exc, RuntimeError) else f"{job.test.name}: {exc!r}"
         ready.put(message)  # whichever of the two the parent is waiting on
@@ -116,31 +123,72 @@ def _get(source: Any, timeout: float) -> Any:
     return item
 
 
+def _collect(results: Any, count: int, timeout: float, live: Callable[[], None] | None) -> list[Any]:
+    """``count`` workers' results; with ``live``, call it every PROGRESS_INTERVAL_S meanwhile."""
+    if live is None:
+        return [_get(results, timeout) for _ in range(count)]
+    deadline = time.monotonic() + timeout
+    done: list[Any] = []
+    while len(done) < count:
+        try:
+            item = results.get(timeout=PROGRESS_INTERVAL_S)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a load process sent nothing within {timeout:.0f} s") from None
+            live()
+            continue
+        if isinstance(item, str):
+            raise RuntimeError(item)
+        done.append(item)
+    return done
+
+
+def _jobs(target: Target, args: argparse.Namespace, test_name: str, run: int) -> list[Job]:
+    """Each load process's share: connections, requests, and in open loop its rate and phase."""
+    per_proc = [args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)]
+    jobs = []
+    for i, n in enumerate(per_proc):
+        if not n:
+            continue
+        # Open loop: a process's rate is its share of the connections; the phases
+        # spread the processes' sends evenly over one interval of the whole stream.
+        rate = args.rate * n / args.clients if args.rate else 0.0
+        phase = i * args.pipeline / args.rate if args.rate else 0.0
+        jobs.append(Job(target.wire, TESTS[test_name], n, args.pipeline, args.requests * n // args.clients,
+                        args.seconds, args.keyspace, b"x" * args.data_size, seed=1000 * run + i,
+                        rate=rate, phase_s=phase))
+    return jobs
+
+
 def measure(target: Target, args: argparse.Namespace, test_name: str, run: int) -> Measurement:
-    """One run of one test against one server."""
-    test = TESTS[test_name]
-    value = b"x" * args.data_size
+    """One run of one test against one server; a live line on stderr when it is a TTY."""
     context = multiprocessing.get_context("spawn")
     ready, results, go = context.Queue(), context.Queue(), context.Event()
-    per_proc = [args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)]
-    jobs = [
-        Job(target.wire, test, n, args.pipeline, args.requests * n // args.clients, args.seconds,
-            args.keyspace, value, seed=1000 * run + i)
-        for i, n in enumerate(per_proc) if n
-    ]
-    procs = [context.Process(target=_worker_main, args=(job, ready, go, results)) for job in jobs]
+    jobs = _jobs(target, args, test_name, run)
+    counts = context.Array("q", len(jobs), lock=False)  # each worker's requests so far
+    procs = [context.Process(target=_worker_main, args=(job, ready, go, results, counts, i))
+             for i, job in enumerate(jobs)]
     for proc in procs:
         proc.start()
     failed = True
+    live = None
+    if sys.stderr.isatty():
+        def live() -> None:
+            line = progress_line(test_name, target.label, run, sum(counts), args.requests,
+                                 time.perf_counter() - began)
+            print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
     try:
         for _ in procs:
             _get(ready, WORKER_START_TIMEOUT_S)
         cpu_before = _proc_cpu_s(target.pid)
+        began = time.perf_counter()
         go.set()
-        done: list[WorkerResult] = [_get(results, args.seconds + WORKER_GRACE_S) for _ in procs]
+        done: list[WorkerResult] = _collect(results, len(procs), args.seconds + WORKER_GRACE_S, live)
         cpu_after = _proc_cpu_s(target.pid)
         failed = False
     finally:
+        if live is not None:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
         for proc in procs:
             if failed:  # the others would wait for "go", then load a server for nothing
                 proc.kill()
@@ -152,21 +200,10 @@ def measure(target: Target, args: argparse.Namespace, test_name: str, run: int) 
     latencies = array("d")
     for r in done:
         latencies.frombytes(r.latencies_us)
-    ordered = sorted(latencies)
     cpu = None
     if cpu_before is not None and cpu_after is not None:
         cpu = (cpu_after - cpu_before) / requests * 1e6
-    return Measurement(requests / wall, _percentile(ordered, 0.50), _percentile(ordered, 0.99), cpu)
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def _median(values: Sequence[float | None]) -> float | None:
-    """The median of the figures present; None when no run had the figure."""
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+    return measurement(requests / wall, latencies, cpu)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,8 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="HOST:PORT",
                         help="also run against the reference server of ../shared/bench")
     parser.add_argument("--reference-pid", type=int, help="its process id, for CPU per request")
-    parser.add_argument("--json", action="store_true",
+    parser.add_argument("--rate", metavar="R", type=float,
+                        help="open loop: send R requests/s in all (spread over the connections "
+                             "and processes) at fixed times, and measure latency from when each "
+                             "batch was due, not when it left (no coordinated omission); the table "
+                             "shows the rate achieved. Bounded by -n and --seconds (default: "
+                             "closed loop, each connection's next batch once its replies are in)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true",
                         help="print the medians as JSON instead of the table")
+    output.add_argument("--csv", action="store_true",
+                        help="print the medians as CSV (a header row, one row per test and server, "
+                             "the settings as columns) instead of the table")
+    parser.add_argument("--plot", metavar="FILE.png", type=Path,
+                        help="also draw requests/s and p50/p99 latency per test, kv beside the "
+                             "other servers, into this PNG (needs: pip install 'kv-tools[plot]')")
     parser.add_argument("--expiry", metavar="KEYS", type=int,
                         help="instead of the tests: load KEYS keys that share one deadline and "
                              "measure PING round trips while the server expires them")
@@ -230,6 +280,13 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         return  # it starts its own servers, with their own password
     if args.data_size < 0 or args.seconds <= 0:
         parser.error("value size must be >= 0 and seconds > 0")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be more than 0 requests/s")
+    if args.plot is not None:
+        try:
+            load_pyplot()  # before any load runs: a missing extra should cost no benchmark
+        except PlotUnavailableError as exc:
+            parser.error(str(exc))
     if not args.password:
         parser.error("no password: give -a or set KV_PASS")
     args.procs = min(args.procs, args.clients)
@@ -246,61 +303,6 @@ def targets(args: argparse.Namespace) -> list[Target]:
         host, port = _host_port(args.reference)
         found.append(Target("reference", ReferenceWire(host, port), args.reference_pid))
     return found
-
-
-def _fmt(value: float | None, digits: int = 0) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def summarize(runs: Sequence[Measurement]) -> Measurement:
-    """The median of each figure over several runs."""
-    return Measurement(
-        statistics.median(m.requests_per_s for m in runs),
-        statistics.median(m.p50_us for m in runs),
-        statistics.median(m.p99_us for m in runs),
-        _median([m.cpu_us_per_request for m in runs]),
-    )
-
-
-def _ratio(kv: float | None, other: Measurement | None) -> str:
-    return "-" if kv is None or other is None else f"{kv / other.requests_per_s:.2f}x"
-
-
-def report(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:
-    """The table: one row per test and server, ratios on kv's rows."""
-    lines = [
-        (f"kv-bench: {args.clients} connections over {args.procs} processes, "
-         f"pipeline {args.pipeline}, {args.data_size}-byte values, {args.keyspace} keys, "
-         f"median of {args.repeat} run(s)"),
-        "",
-        (f"{'test':6} {'server':10} {'requests/s':>12} {'p50 us':>9} {'p99 us':>9} "
-         f"{'cpu us/req':>11} {'kv/redis':>9} {'kv/ref':>7}"),
-    ]
-    labels = [label for label in ("kv", "redis", "reference") if any(key[1] == label for key in results)]
-    for test in args.tests.split(","):
-        medians = {label: summarize(results[(test, label)]) for label in labels if (test, label) in results}
-        kv = medians["kv"].requests_per_s if "kv" in medians else None
-        for label in labels:
-            if label not in medians:  # the server lacks the command: skipped, not faked
-                lines.append(f"{test:6} {label:10} {'-':>12} {'-':>9} {'-':>9} {'-':>11}")
-                continue
-            m = medians[label]
-            ratios = [_ratio(kv, medians.get(other)) if label == "kv" and other in labels else ""
-                      for other in ("redis", "reference")]
-            lines.append(
-                f"{test:6} {label:10} {_fmt(m.requests_per_s):>12} {_fmt(m.p50_us):>9} "
-                f"{_fmt(m.p99_us):>9} {_fmt(m.cpu_us_per_request, 2):>11} "
-                f"{ratios[0]:>9} {ratios[1]:>7}".rstrip())
-    return "\n".join(lines)
-
-
-def report_json(args: argparse.Namespace, results: dict[tuple[str, str], list[Measurement]]) -> str:
-    """The same medians as ``report``, one object per test and server, for scripts."""
-    rows = [{"test": test, "server": label, "runs": len(runs), **asdict(summarize(runs))}
-            for (test, label), runs in results.items()]
-    settings = {name: getattr(args, name) for name in (
-        "clients", "procs", "pipeline", "data_size", "keyspace", "repeat", "requests")}
-    return json.dumps({"settings": settings, "results": rows}, indent=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # More than a run can send: -n, or one batch per connection when a process's
         # share of -n is smaller, plus the warm-up batch of each connection.
         most = args.requests + 2 * args.clients * args.pipeline
-        results: dict[tuple[str, str], list[Measurement]] = {}
+        results: Results = {}
         for run in range(args.repeat):
             for name in args.tests.split(","):
                 for target in found:
@@ -336,5 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"kv-bench: {exc}", file=sys.stderr)
         return 1
-    print(report_json(args, results) if args.json else report(args, results))
+    if args.plot is not None:
+        try:
+            plot(args.plot, args.tests.split(","), results, header(args))
+        except (OSError, ValueError) as exc:
+            print(f"kv-bench: --plot {args.plot}: {exc}", file=sys.stderr)
+            return 1
+    output = report_json if args.json else report_csv if args.csv else report
+    print(output(args, results))
     return 0

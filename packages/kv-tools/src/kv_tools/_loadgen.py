@@ -7,6 +7,9 @@ the loader spends its CPU on the sockets, not on decoding (as ../shared/bench's
 loadgen); the others are counted and checked for errors (see ``_wire``). Latency is
 the round trip of a batch: from its send to the last byte of its replies.
 
+With ``--rate`` a worker sends by a timetable instead (``_openloop``), and a
+batch's latency runs from when it was due.
+
 Each worker builds 64 batches of random keys up front and cycles through them, so
 that drawing keys costs nothing during the run.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Final
 
+from ._openloop import Schedule, run_open_loop
 from ._wire import HASH_FIELDS, LIST_KEY, Test, Wire, command, field_name, key_name
 
 PREPARE_BATCH: Final = 500  # commands per write while preparing data
@@ -115,6 +119,8 @@ class Job:
     keyspace: int
     value: bytes
     seed: int
+    rate: float = 0.0  # this worker's requests/s in open loop (--rate); 0: closed loop
+    phase_s: float = 0.0  # open loop: when its first batch is due, after "go"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +137,8 @@ def _batch(job: Job, rng: random.Random) -> bytes:
     for _ in range(job.pipeline):
         number = rng.randrange(job.keyspace)
         field = rng.randrange(HASH_FIELDS) if with_field else 0
-        parts.append(job.wire.encode(command(job.test, number, job.value, field)))
+        more = [rng.randrange(job.keyspace) for _ in range(job.test.keys - 1)]
+        parts.append(job.wire.encode(command(job.test, number, job.value, field, more)))
     return b"".join(parts)
 
 
@@ -161,26 +168,37 @@ def _reader(job: Job) -> Callable[[socket.socket], None]:
     return read_exact
 
 
-def run_worker(job: Job, ready: object, go: object) -> WorkerResult:
+def run_worker(job: Job, ready: object, go: object,
+               progress: Callable[[int], None] | None = None) -> WorkerResult:
     """Run one worker's share; ``ready``/``go`` are a queue and an event from the parent.
 
     Bounded in count (``job.requests``, at least one batch per connection) and in
-    time (``job.seconds``, checked after each round).
+    time (``job.seconds``, checked after each round). With ``job.rate`` the batches
+    go out by a timetable instead (``_openloop``). ``progress`` is called with the
+    requests done so far, after each round.
     """
     rng = random.Random(job.seed)
     socks = [job.wire.connect() for _ in range(job.connections)]
     batches = [_batch(job, rng) for _ in range(BATCHES)]
     read = _reader(job)
+    clock = time.perf_counter
     try:
         for sock in socks:  # warm-up round, and a check that the replies are what we expect
             sock.sendall(batches[0])
             read(sock)
         ready.put(job.seed)  # type: ignore[attr-defined]
         go.wait(60)  # type: ignore[attr-defined]
+        if job.rate:
+            count = max(1, job.requests // job.pipeline)
+            schedule = Schedule.for_rate(clock() + job.phase_s, job.rate, job.pipeline, count)
+            requests, finished, latencies = run_open_loop(
+                job.wire, job.test, job.value, socks, batches, schedule, job.pipeline, job.seconds,
+                progress)
+            return WorkerResult(requests, schedule.start, finished, latencies.tobytes())
         latencies = array("d")
         sent_at = [0.0] * len(socks)
         rounds = max(1, job.requests // (job.connections * job.pipeline))
-        clock = time.perf_counter
+        per_round = job.connections * job.pipeline
         started = clock()
         deadline = started + job.seconds
         done = 0
@@ -193,10 +211,12 @@ def run_worker(job: Job, ready: object, go: object) -> WorkerResult:
                 read(sock)
                 latencies.append((clock() - sent_at[i]) * 1e6)
             done += 1
+            if progress is not None:
+                progress(done * per_round)
             if clock() > deadline:
                 break
         finished = clock()
     finally:
         for sock in socks:
             sock.close()
-    return WorkerResult(done * job.connections * job.pipeline, started, finished, latencies.tobytes())
+    return WorkerResult(done * per_round, started, finished, latencies.tobytes())

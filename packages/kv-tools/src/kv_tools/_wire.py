@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
@@ -34,6 +35,8 @@ HASH_FIELDS: Final = 10
 # ``LPUSH mylist``: pops then never depend on which keys the random draws hit.
 LIST_KEY: Final = "mylist"
 REFERENCE_COMMANDS: Final = frozenset({"SET", "GET"})  # all that its kvcore.execute knows
+# Keys per MSET, as redis-benchmark's "MSET (10 keys)": one request writes 10 keys.
+MSET_KEYS: Final = 10
 
 Reply = Literal["ok", "pong", "value", "zero", "varies"]
 Prefill = Literal["", "strings", "hashes", "list"]
@@ -54,13 +57,19 @@ class Test:
     name: str
     # Filled in per request: "{key}", "{counter}" and "{hash}" by a random key
     # number (with their own prefixes, so that the types never collide), "{field}"
-    # by a random field, "{value}" by the value.
+    # by a random field, "{value}" by the value. Each "{key}" of a command gets its
+    # own number (MSET's ten keys), as each __rand_int__ of redis-benchmark does.
     command: tuple[str, ...]
     reply: Reply  # what every reply is; "varies": counted and checked for errors only
     # Data the replies assume, written before each run by ``_loadgen.prepare``:
     # "strings" sets every key, "hashes" every field of every hash, "list" refills
     # LIST_KEY with more elements than the run can pop.
     prefill: Prefill = ""
+
+    @property
+    def keys(self) -> int:
+        """How many random key numbers one request takes."""
+        return max(1, self.command.count("{key}"))
 
 
 TESTS: Final = {
@@ -74,15 +83,19 @@ TESTS: Final = {
     "rpop": Test("rpop", ("RPOP", LIST_KEY), "value", prefill="list"),
     "hset": Test("hset", ("HSET", "{hash}", "{field}", "{value}"), "zero", prefill="hashes"),
     "hget": Test("hget", ("HGET", "{hash}", "{field}"), "value", prefill="hashes"),
+    "mset": Test("mset", ("MSET", *("{key}", "{value}") * MSET_KEYS), "ok"),
 }
 
 
-def command(test: Test, number: int, value: bytes, field: int = 0) -> list[str | bytes]:
+def command(test: Test, number: int, value: bytes, field: int = 0,
+            more: Sequence[int] = ()) -> list[str | bytes]:
+    """``test``'s command for key ``number``; ``more`` numbers the second "{key}" onwards."""
     fill: dict[str, str | bytes] = {
-        "{key}": key_name(number), "{counter}": key_name(number, "counter"),
-        "{hash}": key_name(number, "hash"), "{field}": field_name(field), "{value}": value,
+        "{counter}": key_name(number, "counter"), "{hash}": key_name(number, "hash"),
+        "{field}": field_name(field), "{value}": value,
     }
-    return [fill.get(part, part) for part in test.command]
+    keys = iter([number, *more])
+    return [key_name(next(keys)) if part == "{key}" else fill.get(part, part) for part in test.command]
 
 
 class Wire(Protocol):

@@ -85,7 +85,10 @@ def from_aof(directory: Path, target: Path, encoding: str | None = None, *, forc
         raise ConvertError(f"{target}: already exists; pass --force to replace it")
     if importlib.util.find_spec("kv_server") is None:
         raise ConvertError(NEEDS_SERVER)
-    work = Path(tempfile.mkdtemp(prefix=".kv-convert-", dir=target.parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".kv-convert-", dir=target.parent))
+    except OSError as exc:
+        raise ConvertError(f"{target.parent}: cannot create a working directory: {exc.strerror or exc}") from None
     try:
         data = work / "data"
         data.mkdir(mode=0o700)

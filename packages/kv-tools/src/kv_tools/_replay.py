@@ -88,7 +88,8 @@ def from_aof(directory: Path, target: Path, encoding: str | None = None, *, forc
     try:
         work = Path(tempfile.mkdtemp(prefix=".kv-convert-", dir=target.parent))
     except OSError as exc:
-        raise ConvertError(f"{target.parent}: cannot create a working directory: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise ConvertError(f"{target.parent}: cannot create a working directory: {reason}") from None
     try:
         data = work / "data"
         data.mkdir(mode=0o700)

@@ -17,6 +17,7 @@ INSTALL_HINT: Final = "--plot needs matplotlib: pip install 'kv-tools[plot]'"
 COLOURS: Final = {"kv": "#1f77b4", "redis": "#d62728", "reference": "#7f7f7f"}
 FIGURE_SIZE_IN: Final = (11.0, 4.5)  # two panels side by side, readable in a README
 DPI: Final = 100
+LEGEND_ROOM: Final = 1.2  # headroom over the tallest bar or whisker, for the legend
 
 
 class PlotUnavailableError(RuntimeError):
@@ -63,7 +64,9 @@ def plot(path: Path, tests: Sequence[str], results: Results, title: str) -> None
         axes.set_xticks(range(len(tests)), [test.upper() for test in tests], rotation=45)
         axes.set_ylabel(ylabel)
         axes.grid(axis="y", alpha=0.3)
-        axes.legend(fontsize="small")
+        axes.set_ylim(0, axes.get_ylim()[1] * LEGEND_ROOM)  # the legend sits above the bars
+        axes.legend(fontsize="small", loc="upper center", ncols=len(labels))
+    rate_axes.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     rate_axes.set_title("throughput per test")
     latency_axes.set_title("latency per batch: p50, p99")
     figure.suptitle(title, fontsize="small")

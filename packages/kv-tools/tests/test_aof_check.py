@@ -131,8 +131,36 @@ def test_a_garbage_line_in_the_middle(aof: Path, capsys: pytest.CaptureFixture[s
     dropped = len(CLEAN) + len(garbage) - offset
     assert (f"--fix would keep 6 records (bytes 0..{offset}) and drop {dropped:,} bytes "
             f"(lines 8..{total_lines})") in out
+    assert "lines that still verify as records on their own: 14; lines that do not: 1." in out
     assert main(["--fix", "--yes", str(aof)]) == 0
     assert aof.read_bytes() == CLEAN[:offset]
+
+
+@pytest.mark.parametrize("chunk_bytes", [3, 64, 1 << 20])
+def test_lines_after_the_first_bad_one_are_checked_on_their_own(
+        aof: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        chunk_bytes: int) -> None:
+    """The report warns that --fix would drop records that still verify (the backup has them)."""
+    monkeypatch.setattr(_aof_check, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_aof_check, "MAX_LINE_BYTES", 80)  # the scan skips longer lines as garbage
+    damaged = CLEAN[: _offset(5)] + b"bad\n" + CLEAN[_offset(5): _offset(9)] + b"y" * 100 + b"\n"
+    aof.write_bytes(damaged + b"\n".join([b"junk"] * 5) + CLEAN[_offset(9):] + b"torn")
+    code, out, _ = _run(capsys, aof)
+    assert code == 1 and "first bad record: line 5," in out
+    # Bad: line 5, the long line, four junk lines, the fifth merged with a record.
+    assert "lines that still verify as records on their own: 16; lines that do not: 7." in out
+    assert f"(lines 5..{1 + 20 + 7})" in out
+
+
+def test_a_garbage_region_stops_the_per_line_check(aof: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_aof_check, "SALVAGE_MAX_BAD_LINES", 3)
+    offset = _offset(3)
+    aof.write_bytes(CLEAN[:offset] + b"x\n" + RECORDS[1] + b"x\n" * 10 + CLEAN[offset:])
+    code, out, _ = _run(capsys, aof)
+    assert code == 1 and "first bad record: line 3," in out
+    assert "lines that still verify as records on their own: 1; lines that do not: at least 3." in out
+    assert "(lines 3..33)" in out
 
 
 def test_garbage_after_the_last_record_without_a_newline_is_a_torn_tail(
@@ -277,3 +305,16 @@ def test_the_file_is_read_in_chunks(aof: Path, capsys: pytest.CaptureFixture[str
     _damage(aof)
     code, out, _ = _run(capsys, aof)
     assert code == 1 and f"line 10, byte offset {_offset(10)}" in out and "8 records" in out
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kv_tools._progress import PROGRESS_MIN_BYTES, byte_progress
+
+    for stream, size, shown in ((io.StringIO(), PROGRESS_MIN_BYTES, False),
+                                (_Terminal(), PROGRESS_MIN_BYTES - 1, False),
+                                (_Terminal(), PROGRESS_MIN_BYTES, True)):
+        monkeypatch.setattr("sys.stderr", stream)
+        with byte_progress(size, "kv.aof") as advance:
+            advance(size // 2)
+            advance(size - size // 2)
+        assert ("kv.aof:" in stream.getvalue()) is shown, stream.getvalue()

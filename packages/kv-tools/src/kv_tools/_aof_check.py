@@ -12,7 +12,8 @@ Rules of this module:
    multi-gigabyte AOF is exactly when this tool is needed).
 2. The cut point is the reader's ``good_end``, the byte after the last record that
    verified: ``--fix`` never drops a verified record, and drops everything after it
-   (records past a bad line cannot be trusted to follow on from it).
+   (records past a bad line cannot be trusted to follow on from it). The report
+   counts the later lines that verify on their own, so nobody loses them unawares.
 3. A torn tail (no newline at the end: the server stopped mid-write) counts as
    damage for the exit code, but the report says that record was never
    acknowledged, so dropping it loses nothing a client was told was saved.
@@ -33,12 +34,12 @@ import fcntl
 import os
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from kv_protocol.records.aof import AofFormatError, AofReader, EmptyAofError
+from kv_protocol.records.aof import MAX_LINE_BYTES, AofFormatError, AofReader, EmptyAofError, encode_header
 
 from ._progress import byte_progress
 
@@ -50,10 +51,26 @@ EXIT_DAMAGED: Final = 1
 EXIT_ERROR: Final = 2
 _LOCK_NAME: Final = "kv.lock"  # kv_server._datadir.LOCK: kv-tools does not depend on kv-server
 _PROG: Final = "kv-aof-check"
+# Past the first bad line each line is checked on its own, so the report can say how
+# many records that still verify --fix would drop. Each bad line restarts a reader on
+# the rest of its chunk; after this many (a garbage region) the rest is only counted.
+SALVAGE_MAX_BAD_LINES: Final = 1000
+_SCAN_HEADER: Final = encode_header(0)
 
 
 class CheckError(Exception):
     """A usage or I/O problem (exit 2): the file could not be checked or fixed."""
+
+
+@dataclass(slots=True)
+class _Rest:
+    """The lines from the first bad one to the end: what --fix would drop."""
+
+    size: int = 0
+    lines: int = 0
+    good: int = 0  # complete lines that verify on their own as records
+    bad: int = 0
+    capped: bool = False  # SALVAGE_MAX_BAD_LINES reached: later lines were only counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +85,7 @@ class Check:
     good_end: int  # byte offset after the last verified record (or the header)
     error: AofFormatError | None  # the first bad line, None when the file is clean
     identity: tuple[int, int, int, int]  # (dev, ino, size, mtime_ns) when it was read
+    rest: _Rest  # the lines from the first bad one on
 
     @property
     def empty(self) -> bool:
@@ -102,26 +120,70 @@ def check_file(path: Path) -> Check:
 def _read(path: Path, source: BinaryIO, st: os.stat_result) -> Check:
     reader = AofReader()
     error: AofFormatError | None = None
-    size = newlines = 0
-    last = b""
     with byte_progress(st.st_size, path.name) as advance:
         while chunk := source.read(CHUNK_BYTES):
-            size += len(chunk)
-            newlines += chunk.count(b"\n")  # past an error too: the report names the last line
-            last = chunk[-1:]
             advance(len(chunk))
-            if error is None:
-                try:
-                    reader.feed(chunk)
-                except AofFormatError as exc:
-                    error = exc
-    if error is None:
+            try:
+                reader.feed(chunk)
+            except AofFormatError as exc:
+                error = exc
+                break
+        else:
+            try:
+                reader.finish(allow_torn=False)  # its torn-tail message names line and offset
+            except AofFormatError as exc:
+                error = exc
+        if error is None:  # clean: every byte is the header or a verified record
+            return Check(path, reader.good_end, reader.records + 1, reader.start, reader.records,
+                         reader.good_end, None, _identity(st), _Rest())
+        seen = source.tell()
+        source.seek(reader.good_end)  # the first bad line starts there (rule 2)
+        rest = _scan_rest(source, lambda n: advance(max(0, min(n, source.tell() - seen))))
+    return Check(path, reader.good_end + rest.size, error.line - 1 + rest.lines, reader.start,
+                 reader.records, reader.good_end, error, _identity(st), rest)
+
+
+def _scan_rest(source: BinaryIO, advance: Callable[[int], object]) -> _Rest:
+    """Count the rest of the file's lines and check each on its own (rule 2's cost)."""
+    rest, pending, overlong = _Rest(), bytearray(), False
+    while chunk := source.read(CHUNK_BYTES):
+        advance(len(chunk))
+        rest.size += len(chunk)
+        rest.lines += chunk.count(b"\n")
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            if not overlong:
+                pending += chunk
+                if len(pending) > MAX_LINE_BYTES:  # garbage: skip to the next newline
+                    overlong, pending = True, bytearray()
+            continue
+        block = chunk[:cut]
+        if overlong:
+            rest.bad, overlong = rest.bad + 1, False
+            block = block[block.index(b"\n") + 1:]
+        elif pending:
+            block = bytes(pending) + block
+        _verify_lines(block, rest)
+        pending = bytearray(chunk[cut:])
+    rest.lines += 1 if pending or overlong else 0
+    return rest
+
+
+def _verify_lines(block: bytes, rest: _Rest) -> None:
+    """Run complete lines through fresh readers, restarting after each bad one."""
+    pos = 0
+    while pos < len(block) and not rest.capped:
+        reader = AofReader()
+        reader.feed(_SCAN_HEADER)
         try:
-            reader.finish(allow_torn=False)  # its torn-tail message names line and offset
+            reader.feed(block[pos:] if pos else block)
+            reader.feed(b"")  # raises an error kept back for the next call (rule 5 of aof.py)
+            pos = len(block)
         except AofFormatError as exc:
-            error = exc
-    lines = newlines + (1 if last not in (b"", b"\n") else 0)
-    return Check(path, size, lines, reader.start, reader.records, reader.good_end, error, _identity(st))
+            pos = block.index(b"\n", pos + exc.offset - len(_SCAN_HEADER)) + 1
+            rest.bad += 1
+            rest.capped = rest.bad >= SALVAGE_MAX_BAD_LINES
+        rest.good += reader.records
 
 
 def _span(first: int, last: int) -> str:
@@ -148,6 +210,10 @@ def report(check: Check) -> list[str]:
     if error.torn:
         lines.append("this is a torn last record: the server stopped in the middle of writing it, so "
                      "it was never acknowledged to any client; dropping it loses no saved write")
+    elif check.rest.good:
+        lines.append(f"after it, lines that still verify as records on their own: {check.rest.good:,}; "
+                     f"lines that do not: {'at least ' * check.rest.capped}{check.rest.bad:,}. "
+                     "--fix drops them all, so look at the backup first")
     dropped = check.size - check.good_end
     lines.append(f"--fix would keep {check.records:,} records (bytes 0..{check.good_end}) and drop "
                  f"{dropped:,} bytes ({_span(error.line, check.lines)})")

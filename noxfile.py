@@ -28,7 +28,8 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-PACKAGES = [f"packages/{name}" for name in ("kv-protocol", "kv-server", "kv-client", "kv-tools")]
+# kv-tools with its plot extra, so that kv-bench --plot is tested and type-checked too.
+PACKAGES = [f"packages/{name}" for name in ("kv-protocol", "kv-server", "kv-client", "kv-tools[plot]")]
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 MAX_MODULE_LINES = 400
 # The reference servers of ../shared/bench, when this checkout sits beside them.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from integration_helpers import (
+    STARTED,
     RedisProcess,
     ServerProcess,
     redis_server_path,
@@ -19,6 +20,24 @@ from integration_helpers import (
     start_server,
 )
 from kv_client import Client
+
+
+@pytest.fixture(autouse=True)
+def no_server_outlives_its_test() -> Iterator[None]:
+    """Kill the kv-servers a test started and did not stop (it failed half-way).
+
+    Module-scoped servers start before this fixture (pytest sets up wider scopes
+    first), so they are not the test's and are left alone.
+    """
+    before = len(STARTED)
+    yield
+    for proc in STARTED[before:]:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    del STARTED[before:]
 
 
 @pytest.fixture

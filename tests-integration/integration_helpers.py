@@ -31,6 +31,9 @@ from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
 PASSWORD = "integration-password"
 READY = re.compile(r"ready on (?P<addresses>.*) \(")
 START_TIMEOUT_S = 30.0
+STARTED: list[subprocess.Popen[bytes]] = []
+"""Every kv-server started, so that a test that fails half-way leaves none running
+(conftest.py kills what is left after each test)."""
 REDIS_START_ATTEMPTS = 3
 """Tries with a fresh port: another process may take the free port we picked first."""
 
@@ -90,6 +93,7 @@ def start_server(data_dir: Path, *args: str, password: str | None = PASSWORD,
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log,
                                 env={**os.environ, **(env or {})})
+    STARTED.append(proc)
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
     line = b""

@@ -279,6 +279,22 @@ def test_fix_refuses_while_a_server_holds_the_directory(
     assert main(["--fix", "--yes", str(aof)]) == 0  # the lock is free again
 
 
+def test_fix_through_a_symlink_honours_the_real_directorys_lock(
+        aof: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import fcntl
+
+    damaged = _damage(aof)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "link.aof"
+    link.symlink_to(aof)
+    with open(aof.with_name("kv.lock"), "wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = _run(capsys, "--fix", "--yes", link)
+    assert code == 2 and "in use by a running kv-server" in err
+    assert aof.read_bytes() == damaged
+
+
 def test_fix_refuses_a_file_that_changed_after_the_check(aof: Path, capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     damaged = _damage(aof)

@@ -111,6 +111,29 @@ def test_an_existing_out_is_replaced_only_with_force(tmp_path: Path, capsys: Cap
     assert same([list(e) for e in read_back(target)[3]], [list(e) for e in ENTRIES])
 
 
+def test_files_beside_out_are_never_touched(tmp_path: Path, capsys: Capture) -> None:
+    """A leftover ``OUT.tmp`` may be the input being recovered, or a link elsewhere."""
+    source, target = tmp_path / "kv.db.tmp", tmp_path / "kv.db"
+    source.write_bytes(snapshot_bytes(ENTRIES))
+    original = source.read_bytes()
+    assert run(capsys, source, target)[0] == 0
+    assert source.read_bytes() == original and len(read_back(target)[3]) == len(ENTRIES)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (tmp_path / "out.db.tmp").symlink_to(victim)
+    assert run(capsys, source, tmp_path / "out.db")[0] == 0
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "out.db").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_dangling_symlink_at_out_needs_force(tmp_path: Path, capsys: Capture) -> None:
+    source, target = tmp_path / "in.db", tmp_path / "out.db"
+    source.write_bytes(snapshot_bytes(ENTRIES))
+    target.symlink_to(tmp_path / "nowhere")
+    status, _, err = run(capsys, source, target)
+    assert status == 2 and "already exists" in err and target.is_symlink()
+
+
 @pytest.mark.parametrize("same_file", ["path", "relative", "hard link"])
 def test_out_may_not_be_in_even_with_force(tmp_path: Path, capsys: Capture,
                                            monkeypatch: pytest.MonkeyPatch, same_file: str) -> None:
@@ -284,3 +307,10 @@ def test_from_aof_replays_and_reports_damage_in_the_original_directory(
     assert read_back(tmp_path / "out.db")[3] == [("k", "string", 1, None)]
     assert {path.name: path.read_bytes() for path in directory.iterdir()} == before  # DIR untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out.db"]  # the copy is gone
+
+
+def test_from_aof_never_writes_into_dir(tmp_path: Path, capsys: Capture) -> None:
+    (tmp_path / "kv.aof").write_bytes(encode_header(0))
+    status, _, err = run(capsys, "--from-aof", tmp_path, tmp_path / "rebuilt.db")
+    assert status == 2 and "OUT is inside DIR" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kv.aof"]

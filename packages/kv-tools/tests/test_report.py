@@ -28,18 +28,19 @@ def m(rate: float, p50: float, p99: float, cpu: float | None = None) -> Measurem
 
 def test_percentiles_take_the_nearest_rank() -> None:
     ordered = [float(n) for n in range(1, 1001)]  # 1 .. 1000
-    assert [percentile(ordered, q) for q in (0.5, 0.9, 0.99, 0.999)] == [501, 901, 991, 1000]
+    assert [percentile(ordered, q) for q in (0.5, 0.9, 0.99, 0.999)] == [500, 900, 990, 999]
+    assert percentile([1.0, 2.0], 0.5) == 1.0 and percentile([1.0, 2.0], 0.51) == 2.0
     assert percentile([7.0], 0.999) == 7.0
     assert percentile([], 0.5) == 0.0
 
 
 def test_a_measurement_sorts_its_latencies() -> None:
     latencies = [float(n) for n in range(1000, 0, -1)]
-    assert measurement(50.0, latencies, None) == Measurement(50.0, 501, 901, 991, 1000, None)
+    assert measurement(50.0, latencies, None) == Measurement(50.0, 500, 900, 990, 999, None)
 
 
-def test_one_slow_batch_in_a_thousand_shows_only_at_p999() -> None:
-    latencies = [100.0] * 999 + [50_000.0]
+def test_slow_batches_beyond_the_999th_in_a_thousand_show_only_at_p999() -> None:
+    latencies = [100.0] * 998 + [50_000.0] * 2
     got = measurement(1.0, latencies, 2.0)
     assert (got.p50_us, got.p90_us, got.p99_us, got.p999_us) == (100, 100, 100, 50_000)
 

@@ -301,7 +301,7 @@ def fix(check: Check) -> list[str]:
         CheckError: a kv-server holds the directory, the file changed since it was
             checked, or an I/O error (the original is then untouched).
     """
-    path = check.path
+    path = check.path.resolve()  # the lock to honour is the real file's directory's
     try:
         with _directory_lock(path.parent):
             st = os.stat(path)

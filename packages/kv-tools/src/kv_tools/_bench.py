@@ -338,12 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"kv-bench: {exc}", file=sys.stderr)
         return 1
+    output = report_json if args.json else report_csv if args.csv else report
+    print(output(args, results))  # first: a plot that fails must not cost the figures
     if args.plot is not None:
         try:
             plot(args.plot, args.tests.split(","), results, header(args))
         except (OSError, ValueError) as exc:
             print(f"kv-bench: --plot {args.plot}: {exc}", file=sys.stderr)
             return 1
-    output = report_json if args.json else report_csv if args.csv else report
-    print(output(args, results))
     return 0

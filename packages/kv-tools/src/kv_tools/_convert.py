@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -98,7 +99,7 @@ def check_paths(source: Path, target: Path, *, force: bool) -> None:
         raise ConvertError(f"{source}: " + ("not a file" if source.exists() else "no such file"))
     if source.resolve() == target.resolve() or (target.exists() and os.path.samefile(source, target)):
         raise ConvertError(f"{target}: OUT is IN; write the converted snapshot elsewhere")
-    if target.exists() and not force:
+    if os.path.lexists(target) and not force:  # a dangling symlink is something too
         raise ConvertError(f"{target}: already exists; pass --force to replace it")
     if target.is_dir():
         raise ConvertError(f"{target}: is a directory")
@@ -120,11 +121,15 @@ def convert(source: Path, target: Path, encoding: str | None = None, *, force: b
     an fsync of its directory (rule 2).
     """
     check_paths(source, target, force=force)
-    temporary = target.with_name(target.name + ".tmp")
+    # A name of our own, created exclusively (mode 0600, never following a link): a
+    # leftover ``OUT.tmp`` may be the very file being recovered, so it is not touched,
+    # and what the cleanup below deletes is only ever this run's file.
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise ConvertError(f"{temporary}: cannot create: {exc.strerror or exc}") from None
+        raise ConvertError(f"{target.parent}: cannot create a temporary file: "
+                           f"{exc.strerror or exc}") from None
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
             _write_converted(source, out, encoding, progress)

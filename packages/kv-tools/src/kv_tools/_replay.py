@@ -81,7 +81,10 @@ def from_aof(directory: Path, target: Path, encoding: str | None = None, *, forc
                    if p.name in (SNAPSHOT, AOF) or _SEGMENT.fullmatch(p.name))
     if not names:
         raise ConvertError(f"{directory}: no {SNAPSHOT} or {AOF} files: not a kv data directory")
-    if target.exists() and not force:
+    if target.resolve().parent == directory.resolve():
+        raise ConvertError(f"{target}: OUT is inside DIR, which kv-convert never changes; "
+                           "write it elsewhere")
+    if os.path.lexists(target) and not force:
         raise ConvertError(f"{target}: already exists; pass --force to replace it")
     if importlib.util.find_spec("kv_server") is None:
         raise ConvertError(NEEDS_SERVER)

@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -42,10 +43,10 @@ class Measurement:
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
-    """The ``q`` quantile of sorted ``ordered`` (nearest rank, as HdrHistogram); 0 when empty."""
+    """The ``q`` quantile of sorted ``ordered`` by nearest rank (the ceil(q*n)-th value); 0 when empty."""
     if not ordered:
         return 0.0
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def measurement(requests_per_s: float, latencies_us: Sequence[float],

@@ -159,8 +159,18 @@ def test_a_garbage_region_stops_the_per_line_check(aof: Path, capsys: pytest.Cap
     aof.write_bytes(CLEAN[:offset] + b"x\n" + RECORDS[1] + b"x\n" * 10 + CLEAN[offset:])
     code, out, _ = _run(capsys, aof)
     assert code == 1 and "first bad record: line 3," in out
-    assert "lines that still verify as records on their own: 1; lines that do not: at least 3." in out
+    assert ("lines that still verify as records on their own: 1; lines that do not: at least 3; "
+            "the check stopped after 3 bad lines, so later records were not counted.") in out
     assert "(lines 3..33)" in out
+
+
+def test_a_garbage_region_first_still_says_the_count_stopped(
+        aof: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_aof_check, "SALVAGE_MAX_BAD_LINES", 3)
+    offset = _offset(3)
+    aof.write_bytes(CLEAN[:offset] + b"x\n" * 10 + CLEAN[offset:])
+    code, out, _ = _run(capsys, aof)
+    assert code == 1 and "so later records were not counted" in out
 
 
 def test_garbage_after_the_last_record_without_a_newline_is_a_torn_tail(

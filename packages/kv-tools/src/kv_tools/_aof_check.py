@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from kv_protocol.records.aof import MAX_LINE_BYTES, AofFormatError, AofReader, EmptyAofError, encode_header
 
+from ._files import ServerRunningError, fsync_directory, server_lock
 from ._progress import byte_progress
 
 # Large enough that per-call overhead vanishes next to checksumming and decoding,
@@ -49,7 +48,6 @@ CHUNK_BYTES: Final = 1024 * 1024
 EXIT_OK: Final = 0
 EXIT_DAMAGED: Final = 1
 EXIT_ERROR: Final = 2
-_LOCK_NAME: Final = "kv.lock"  # kv_server._datadir.LOCK: kv-tools does not depend on kv-server
 _PROG: Final = "kv-aof-check"
 # Past the first bad line each line is checked on its own, so the report can say how
 # many records that still verify --fix would drop. Each bad line restarts a reader on
@@ -210,36 +208,16 @@ def report(check: Check) -> list[str]:
     if error.torn:
         lines.append("this is a torn last record: the server stopped in the middle of writing it, so "
                      "it was never acknowledged to any client; dropping it loses no saved write")
-    elif check.rest.good:
+    elif check.rest.good or check.rest.capped:
+        stopped = (f"; the check stopped after {check.rest.bad:,} bad lines, so later records were "
+                   "not counted" if check.rest.capped else "")
         lines.append(f"after it, lines that still verify as records on their own: {check.rest.good:,}; "
-                     f"lines that do not: {'at least ' * check.rest.capped}{check.rest.bad:,}. "
+                     f"lines that do not: {'at least ' * check.rest.capped}{check.rest.bad:,}{stopped}. "
                      "--fix drops them all, so look at the backup first")
     dropped = check.size - check.good_end
     lines.append(f"--fix would keep {check.records:,} records (bytes 0..{check.good_end}) and drop "
                  f"{dropped:,} bytes ({_span(error.line, check.lines)})")
     return lines
-
-
-@contextlib.contextmanager
-def _directory_lock(directory: Path) -> Iterator[None]:
-    """Hold ``kv.lock`` if the directory has one: no kv-server may use the file meanwhile."""
-    try:
-        fd = os.open(directory / _LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield  # not a server's data directory (a copy being repaired elsewhere)
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise CheckError(f"{directory} is in use by a running kv-server (pid {holder}): "
-                             "stop it before --fix") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def backup_path(path: Path) -> Path:
@@ -249,14 +227,6 @@ def backup_path(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.bak.{n}")
     return candidate
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_backup(path: Path, size: int, mode: int) -> Path:
@@ -281,7 +251,7 @@ def _write_backup(path: Path, size: int, mode: int) -> Path:
         if copied != size:
             raise CheckError(f"{path} changed while being copied ({copied} bytes, expected {size}); "
                              "nothing was truncated")
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             target.unlink()
@@ -303,7 +273,7 @@ def fix(check: Check) -> list[str]:
     """
     path = check.path.resolve()  # the lock to honour is the real file's directory's
     try:
-        with _directory_lock(path.parent):
+        with server_lock(path.parent, shared=False):
             st = os.stat(path)
             if _identity(st) != check.identity:
                 raise CheckError(f"{path} changed since it was checked (is something writing it?); "
@@ -312,6 +282,8 @@ def fix(check: Check) -> list[str]:
             with open(path, "r+b") as target:
                 os.truncate(target.fileno(), check.good_end)
                 os.fsync(target.fileno())
+    except ServerRunningError as exc:
+        raise CheckError(f"{exc}: stop it before --fix") from None
     except OSError as exc:
         raise CheckError(f"{path}: --fix failed: {exc}") from None
     assert check.error is not None

@@ -43,6 +43,7 @@ from kv_protocol.records.snapshot import (
 )
 from kv_protocol.records.tagged import dumps
 
+from ._files import fsync_directory
 from ._progress import byte_progress
 from ._version import __version__
 
@@ -137,7 +138,7 @@ def convert(source: Path, target: Path, encoding: str | None = None, *, force: b
             os.fsync(out.fileno())
         header = verify(temporary)
         os.replace(temporary, target)
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()
@@ -180,14 +181,6 @@ def verify(path: Path) -> SnapshotHeader:
         raise ConvertError(f"the written file does not read back: {exc}", EXIT_USAGE) from None
     assert reader.header is not None
     return reader.header
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def dump(source: Path, out: BinaryIO) -> int:

@@ -32,14 +32,11 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -47,11 +44,11 @@ from kv_protocol.records.aof import AofFormatError, AofReader
 from kv_protocol.records.snapshot import SnapshotHeader, SnapshotWriter, detect_encoding
 
 from ._convert import EXIT_CORRUPT, FILE_MODE, ConvertError, check_paths, convert
+from ._files import ServerRunningError, server_lock
 from ._server_process import password_file, start_kv_server
 
 SNAPSHOT: Final = "kv.db"
 AOF: Final = "kv.aof"
-LOCK: Final = "kv.lock"
 _SEGMENT: Final = re.compile(r"kv\.aof\.\d+")
 # Loading time grows with the data (about a million records a few seconds); an hour
 # covers any dataset that fits in memory, and a stuck server must not hang the tool.
@@ -96,9 +93,12 @@ def from_aof(directory: Path, target: Path, encoding: str | None = None, *, forc
     try:
         data = work / "data"
         data.mkdir(mode=0o700)
-        with _locked(directory):
-            for name in names:
-                _copy(directory / name, data / name, link=name == SNAPSHOT)
+        try:
+            with server_lock(directory, shared=True):  # rule 2: no server changes DIR meanwhile
+                for name in names:
+                    _copy(directory / name, data / name, link=name == SNAPSHOT)
+        except ServerRunningError as exc:
+            raise ConvertError(f"{exc}; stop it first, or run kv-convert on its kv.db only") from None
         _run_startup(data, directory, allow_torn)
         result = data / SNAPSHOT
         if not result.exists():  # no snapshot and nothing replayed: an empty dataset
@@ -110,26 +110,6 @@ def from_aof(directory: Path, target: Path, encoding: str | None = None, *, forc
         return convert(result, target, encoding, force=force, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Hold DIR's lock shared while copying, if DIR has a lock file (rule 2)."""
-    try:
-        fd = os.open(directory / LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise ConvertError(f"{directory} is in use by a running kv-server (pid {holder}); stop it "
-                               "first, or run kv-convert on its kv.db only") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def _copy(source: Path, destination: Path, *, link: bool) -> None:

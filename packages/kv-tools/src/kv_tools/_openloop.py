@@ -35,6 +35,11 @@ from ._wire import Test, Wire
 
 RECEIVE_BYTES: Final = 256 * 1024  # every reply a connection has outstanding, usually in one recv
 DRAIN_TIMEOUT_S: Final = 10.0  # after the last send, for the replies still outstanding
+# epoll's millisecond rounding, and a little more: the last stretch before each due
+# time is polled, which costs the generator CPU but keeps its lateness out of the
+# figures (measured: p50 at 300 req/s on one connection went from 725 us to 120 us,
+# beside 91 us closed loop).
+TIMER_SLACK_S: Final = 0.0015
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +139,11 @@ def run_open_loop(wire: Wire, test: Test, value: bytes, socks: Sequence[socket.s
                     outstanding[k % len(socks)].append(k)
                 sent = max(sent, schedule.due(now))
             if sent < schedule.count and now < stop_sending:
-                timeout = max(0.0, min(schedule.at(sent), stop_sending) - clock())
+                # epoll rounds timeouts up to whole milliseconds: sleep to within one
+                # of the due time, then poll without waiting, so the generator's own
+                # lateness is not charged to the server.
+                wait = min(schedule.at(sent), stop_sending) - clock()
+                timeout = wait - TIMER_SLACK_S if wait > TIMER_SLACK_S else 0.0
             else:
                 if done == sent:
                     break

@@ -125,6 +125,9 @@ def run_open_loop(wire: Wire, test: Test, value: bytes, socks: Sequence[socket.s
     latencies: array[float] = array("d")
     selector = selectors.DefaultSelector()
     for i, sock in enumerate(socks):
+        # A send that cannot finish (the server stopped reading while its replies to
+        # us back up) fails after this long instead of hanging the run.
+        sock.settimeout(DRAIN_TIMEOUT_S)
         selector.register(sock, selectors.EVENT_READ, i)
     stop_sending = schedule.start + seconds
     sent = done = 0

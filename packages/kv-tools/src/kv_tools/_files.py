@@ -54,7 +54,11 @@ def server_lock(directory: Path, *, shared: bool) -> Iterator[None]:
 
 
 def fsync_directory(directory: Path) -> None:
-    """Make a rename or an unlink in ``directory`` durable."""
+    """Make a rename or an unlink in ``directory`` durable.
+
+    kv_server._datadir has the same five lines: kv-tools may not depend on kv-server,
+    and kv-protocol, which both share, does no file I/O.
+    """
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -29,7 +29,7 @@ import nox
 
 ROOT = Path(__file__).parent
 # kv-tools with its plot extra, so that kv-bench --plot is tested and type-checked too.
-PACKAGES = [f"packages/{name}" for name in ("kv-protocol", "kv-server", "kv-client", "kv-tools[plot]")]
+PACKAGES = [f"packages/{name}" for name in ("kv-protocol", "kv-server", "kv-client[gpg,age]", "kv-tools[plot]")]
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 MAX_MODULE_LINES = 400
 # The reference servers of ../shared/bench, when this checkout sits beside them.
@@ -44,21 +44,26 @@ def install_workspace(session: nox.Session, *groups: str) -> None:
     session.install(*editables, *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
-def ensure_redis_server(session: nox.Session) -> None:
-    """Install Debian's redis-server when possible: tests and benchmarks compare against it."""
-    if shutil.which("redis-server"):
+def ensure_debian_package(session: nox.Session, binary: str, package: str, why: str) -> None:
+    """Install a Debian package that tests or benchmarks run, when it is missing and we can."""
+    if shutil.which(binary):
         return
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        session.log("redis-server is missing: installing Debian's package")
+        session.log(f"{binary} is missing: installing Debian's package {package}")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         try:
             session.run("apt-get", "update", "-qq", external=True, env=env)
-            session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True, env=env)
+            session.run("apt-get", "install", "-y", "-qq", package, external=True, env=env)
         except nox.command.CommandFailed:
-            session.warn("installing redis-server failed; the comparisons with it are skipped")
+            session.warn(f"installing {package} failed; {why} are skipped")
     else:
-        session.warn("redis-server is not installed and cannot be installed here (needs root and "
-                     "apt-get); the comparisons with it are skipped")
+        session.warn(f"{binary} is not installed and cannot be installed here (needs root and "
+                     f"apt-get); {why} are skipped")
+
+
+def ensure_redis_server(session: nox.Session) -> None:
+    """Tests and benchmarks compare kv with redis-server."""
+    ensure_debian_package(session, "redis-server", "redis-server", "the comparisons with it")
 
 
 @nox.session
@@ -66,6 +71,7 @@ def tests(session: nox.Session) -> None:
     """Unit and integration tests of every package."""
     install_workspace(session, "test")
     ensure_redis_server(session)
+    ensure_debian_package(session, "gpg", "gnupg", "the GPG encryption tests")
     session.run("pytest", *session.posargs)
 
 

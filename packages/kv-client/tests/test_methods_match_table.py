@@ -9,7 +9,7 @@ import pytest
 from kv_client._commands import Commands, method_name
 from kv_protocol.commands import COMMANDS, CommandSpec, Reply, predicate, resolve
 
-HELPERS = {"execute_command", "scan_iter"}
+HELPERS = {"scan_iter"}
 
 
 def command_methods() -> dict[str, Any]:
@@ -54,14 +54,14 @@ class Recorder(Commands):
         self.sent: list[tuple[object, ...]] = []
         self.replies = list(replies)
 
-    def execute_command(self, *args: object) -> Any:
+    def _call(self, convert: Callable[[Any], Any], *args: object) -> Any:
         self.sent.append(args)
         if self.replies:
-            return self.replies.pop(0)
+            return convert(self.replies.pop(0))
         spec = resolve(args)
         if spec is None:
-            return "OK"
-        return SPECIAL_REPLIES.get(spec.name, REPLIES[spec.reply])
+            return convert("OK")
+        return convert(SPECIAL_REPLIES.get(spec.name, REPLIES[spec.reply]))
 
 
 def table_error(argv: Sequence[object]) -> str | None:

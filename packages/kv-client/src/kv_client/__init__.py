@@ -33,10 +33,12 @@ from kv_protocol.errors import TooBigError as TooBigError
 from kv_protocol.errors import WrongPassError as WrongPassError
 from kv_protocol.errors import WrongTypeError as WrongTypeError
 
-from ._core import ClientConfig as ClientConfig
+from ._config import ClientConfig as ClientConfig
+from ._config import ClientOptions as ClientOptions
 from ._errors import ConnectionError as ConnectionError
 from ._errors import TimeoutError as TimeoutError
 from ._sync import Client as Client
+from ._sync import Pipeline as Pipeline
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "BusyError",
     "Client",
     "ClientConfig",
+    "ClientOptions",
     "CommandSyntaxError",
     "ConnectionError",
     "ExecAbortError",
@@ -57,6 +60,7 @@ __all__ = [
     "NotFloatError",
     "NotIntegerError",
     "OutOfRangeError",
+    "Pipeline",
     "ProtoError",
     "ProtocolError",
     "RemoteProtocolError",

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 from kv_protocol.values import Value
 
+from ._commands_base import as_is, status
 from ._commands_hashes import HashCommands
 from ._commands_keys import KeyCommands
 from ._commands_lists import ListCommands
@@ -46,63 +47,63 @@ _NO_MESSAGE: Final = _NoMessage()
 class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
     """The command methods, for any class that can run a command.
 
-    A subclass provides ``execute_command``.
+    A subclass provides ``_call``.
     """
 
     # connection
     def ping(self, message: Value | _NoMessage = _NO_MESSAGE) -> Any:
         """Check that the server answers."""
-        return self.execute_command("PING", *(() if message is _NO_MESSAGE else (message,)))
+        return self._call(as_is, "PING", *(() if message is _NO_MESSAGE else (message,)))
 
     def echo(self, message: Value) -> Any:
         """Send back the given value."""
-        return self.execute_command("ECHO", message)
+        return self._call(as_is, "ECHO", message)
 
     def client_id(self) -> int:
         """The id of this connection."""
-        return int(self.execute_command("CLIENT", "ID"))
+        return self._call(int, "CLIENT", "ID")
 
     def client_getname(self) -> str | None:
         """The name of this connection, or null."""
-        name: str | None = self.execute_command("CLIENT", "GETNAME")
+        name: str | None = self._call(as_is, "CLIENT", "GETNAME")
         return name
 
     def client_setname(self, name: str) -> bool:
         """Name this connection."""
-        return self._status("CLIENT", "SETNAME", name)
+        return self._call(status, "CLIENT", "SETNAME", name)
 
     def client_list(self) -> list[dict[str, Any]]:
         """Describe every connection."""
-        clients: list[dict[str, Any]] = self.execute_command("CLIENT", "LIST")
+        clients: list[dict[str, Any]] = self._call(as_is, "CLIENT", "LIST")
         return clients
 
     def client_kill(self, *ids: int) -> int:
         """Close the connections with the given ids."""
-        return int(self.execute_command("CLIENT", "KILL", "ID", *ids))
+        return self._call(int, "CLIENT", "KILL", "ID", *ids)
 
     # server
     def flushall(self) -> bool:
         """Delete every key."""
-        return self._status("FLUSHALL")
+        return self._call(status, "FLUSHALL")
 
     def info(self, *sections: str) -> dict[str, dict[str, Any]]:
         """Information and statistics about the server."""
-        info: dict[str, dict[str, Any]] = self.execute_command("INFO", *sections)
+        info: dict[str, dict[str, Any]] = self._call(as_is, "INFO", *sections)
         return info
 
     # persistence
     def save(self) -> bool:
         """Write a snapshot now, blocking every client until done."""
-        return self._status("SAVE")
+        return self._call(status, "SAVE")
 
     def bgsave(self) -> str:
         """Write a snapshot in the background."""
-        return str(self.execute_command("BGSAVE"))
+        return self._call(str, "BGSAVE")
 
     def lastsave(self) -> int:
         """Unix time in seconds of the last successful snapshot."""
-        return int(self.execute_command("LASTSAVE"))
+        return self._call(int, "LASTSAVE")
 
     def convert(self, format: Literal["plaintext", "binary"] | None = None) -> str:
         """Switch the snapshot's format between plaintext and binary."""
-        return str(self.execute_command("CONVERT", *([format.upper()] if format else [])))
+        return self._call(str, "CONVERT", *([format.upper()] if format else []))

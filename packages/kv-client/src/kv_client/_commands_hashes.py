@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 
 from kv_protocol.values import Key, Value
 
-from ._commands_base import CommandsBase
+from ._commands_base import CommandsBase, as_is
 
 Field: TypeAlias = str | bytes
 """A hash field's name."""
@@ -21,62 +21,61 @@ class HashCommands(CommandsBase):
 
     def hset(self, key: Key, mapping: Mapping[Field, Value]) -> int:
         """Set fields of a hash."""
-        return int(self.execute_command(
-            "HSET", key, *(item for pair in mapping.items() for item in pair)))
+        return self._call(int, "HSET", key, *(item for pair in mapping.items() for item in pair))
 
     def hsetnx(self, key: Key, field: Field, value: Value) -> int:
         """Set a field of a hash only if it does not exist."""
-        return int(self.execute_command("HSETNX", key, field, value))
+        return self._call(int, "HSETNX", key, field, value)
 
     def hget(self, key: Key, field: Field) -> Any:
         """The value of a field, or null."""
-        return self.execute_command("HGET", key, field)
+        return self._call(as_is, "HGET", key, field)
 
     def hmget(self, key: Key, *fields: Field) -> list[Any]:
         """The values of several fields."""
-        values: list[Any] = self.execute_command("HMGET", key, *fields)
+        values: list[Any] = self._call(as_is, "HMGET", key, *fields)
         return values
 
     def hdel(self, key: Key, *fields: Field) -> int:
         """Delete fields; answer how many existed."""
-        return int(self.execute_command("HDEL", key, *fields))
+        return self._call(int, "HDEL", key, *fields)
 
     def hexists(self, key: Key, field: Field) -> int:
         """Whether a field exists: 1 or 0."""
-        return int(self.execute_command("HEXISTS", key, field))
+        return self._call(int, "HEXISTS", key, field)
 
     def hlen(self, key: Key) -> int:
         """The number of fields."""
-        return int(self.execute_command("HLEN", key))
+        return self._call(int, "HLEN", key)
 
     def hkeys(self, key: Key) -> list[Field]:
         """Every field name."""
-        fields: list[Field] = self.execute_command("HKEYS", key)
+        fields: list[Field] = self._call(as_is, "HKEYS", key)
         return fields
 
     def hvals(self, key: Key) -> list[Any]:
         """Every field's value."""
-        values: list[Any] = self.execute_command("HVALS", key)
+        values: list[Any] = self._call(as_is, "HVALS", key)
         return values
 
     def hgetall(self, key: Key) -> dict[Field, Any]:
         """Every field and its value, as a map."""
-        fields: dict[Field, Any] = self.execute_command("HGETALL", key)
+        fields: dict[Field, Any] = self._call(as_is, "HGETALL", key)
         return fields
 
     def hstrlen(self, key: Key, field: Field) -> int:
         """The length of a field's text or bytes value."""
-        return int(self.execute_command("HSTRLEN", key, field))
+        return self._call(int, "HSTRLEN", key, field)
 
     def hincrby(self, key: Key, field: Field, increment: int) -> int:
         """Add to a field's integer value."""
-        return int(self.execute_command("HINCRBY", key, field, increment))
+        return self._call(int, "HINCRBY", key, field, increment)
 
     def hincrbyfloat(self, key: Key, field: Field, increment: float) -> float:
         """Add to a field's numeric value; the result is a float."""
-        return float(self.execute_command("HINCRBYFLOAT", key, field, increment))
+        return self._call(float, "HINCRBYFLOAT", key, field, increment)
 
     def hfind(self, key: Key, substring: str | bytes) -> list[Field]:
         """The fields whose name contains a substring."""
-        fields: list[Field] = self.execute_command("HFIND", key, substring)
+        fields: list[Field] = self._call(as_is, "HFIND", key, substring)
         return fields

@@ -6,7 +6,7 @@ from typing import Any, overload
 
 from kv_protocol.values import Key, Value
 
-from ._commands_base import CommandsBase, End, Where, options
+from ._commands_base import CommandsBase, End, Where, as_is, options, status
 
 
 class ListCommands(CommandsBase):
@@ -14,56 +14,56 @@ class ListCommands(CommandsBase):
 
     def lpush(self, key: Key, *elements: Value) -> int:
         """Push elements onto the head of a list."""
-        return int(self.execute_command("LPUSH", key, *elements))
+        return self._call(int, "LPUSH", key, *elements)
 
     def rpush(self, key: Key, *elements: Value) -> int:
         """Push elements onto the tail of a list."""
-        return int(self.execute_command("RPUSH", key, *elements))
+        return self._call(int, "RPUSH", key, *elements)
 
     def lpushx(self, key: Key, *elements: Value) -> int:
         """Push onto the head of a list only if it exists."""
-        return int(self.execute_command("LPUSHX", key, *elements))
+        return self._call(int, "LPUSHX", key, *elements)
 
     def rpushx(self, key: Key, *elements: Value) -> int:
         """Push onto the tail of a list only if it exists."""
-        return int(self.execute_command("RPUSHX", key, *elements))
+        return self._call(int, "RPUSHX", key, *elements)
 
     def lpop(self, key: Key, count: int | None = None) -> Any:
         """Remove and return elements from the head of a list."""
-        return self.execute_command("LPOP", key, *(() if count is None else (count,)))
+        return self._call(as_is, "LPOP", key, *(() if count is None else (count,)))
 
     def rpop(self, key: Key, count: int | None = None) -> Any:
         """Remove and return elements from the tail of a list."""
-        return self.execute_command("RPOP", key, *(() if count is None else (count,)))
+        return self._call(as_is, "RPOP", key, *(() if count is None else (count,)))
 
     def llen(self, key: Key) -> int:
         """The length of a list."""
-        return int(self.execute_command("LLEN", key))
+        return self._call(int, "LLEN", key)
 
     def lindex(self, key: Key, index: int) -> Any:
         """The element at an index, or null."""
-        return self.execute_command("LINDEX", key, index)
+        return self._call(as_is, "LINDEX", key, index)
 
     def lrange(self, key: Key, start: int, stop: int) -> list[Any]:
         """The elements between two indices, both included."""
-        elements: list[Any] = self.execute_command("LRANGE", key, start, stop)
+        elements: list[Any] = self._call(as_is, "LRANGE", key, start, stop)
         return elements
 
     def lset(self, key: Key, index: int, element: Value) -> bool:
         """Replace the element at an index."""
-        return self._status("LSET", key, index, element)
+        return self._call(status, "LSET", key, index, element)
 
     def lrem(self, key: Key, count: int, element: Value) -> int:
         """Remove elements equal to a value."""
-        return int(self.execute_command("LREM", key, count, element))
+        return self._call(int, "LREM", key, count, element)
 
     def ltrim(self, key: Key, start: int, stop: int) -> bool:
         """Keep only the elements between two indices."""
-        return self._status("LTRIM", key, start, stop)
+        return self._call(status, "LTRIM", key, start, stop)
 
     def linsert(self, key: Key, where: Where, pivot: Value, element: Value) -> int:
         """Insert an element before or after another."""
-        return int(self.execute_command("LINSERT", key, where, pivot, element))
+        return self._call(int, "LINSERT", key, where, pivot, element)
 
     @overload
     def lpos(self, key: Key, element: Value, *, rank: int | None = None, count: None = None,
@@ -78,19 +78,19 @@ class ListCommands(CommandsBase):
         """The index of matching elements."""
         # Without count: an index or None. With count: a list of indices, empty when
         # nothing matches or the key is missing.
-        found: int | list[int] | None = self.execute_command("LPOS", key, element, *options(
+        found: int | list[int] | None = self._call(as_is, "LPOS", key, element, *options(
             ("RANK", rank), ("COUNT", count), ("MAXLEN", maxlen)))
         return found
 
     def lmove(self, source: Key, destination: Key, wherefrom: End = "LEFT",
               whereto: End = "RIGHT") -> Any:
         """Pop an element from one list and push it onto another."""
-        return self.execute_command("LMOVE", source, destination, wherefrom, whereto)
+        return self._call(as_is, "LMOVE", source, destination, wherefrom, whereto)
 
     def rpoplpush(self, source: Key, destination: Key) -> Any:
         """Pop from a list's tail, push onto another's head."""
-        return self.execute_command("RPOPLPUSH", source, destination)
+        return self._call(as_is, "RPOPLPUSH", source, destination)
 
     def lpoprpush(self, source: Key, destination: Key) -> Any:
         """Pop from a list's head, push onto another's tail."""
-        return self.execute_command("LPOPRPUSH", source, destination)
+        return self._call(as_is, "LPOPRPUSH", source, destination)

@@ -7,7 +7,7 @@ from typing import Any, Literal, overload
 
 from kv_protocol.values import Key, Value
 
-from ._commands_base import CommandsBase, options
+from ._commands_base import CommandsBase, as_is, not_none, options, status
 
 
 class StringCommands(CommandsBase):
@@ -29,84 +29,83 @@ class StringCommands(CommandsBase):
         """Set a key to a value."""
         # Without GET: True, or False when NX or XX stopped it (the server answers
         # null). With GET: the old value, or None.
-        reply = self.execute_command("SET", key, value, *options(
+        return self._call(as_is if get else not_none, "SET", key, value, *options(
             ("EX", ex), ("PX", px), ("EXAT", exat), ("PXAT", pxat), ("KEEPTTL", keepttl),
             ("NX", nx), ("XX", xx), ("GET", get)))
-        return reply if get else reply is not None
 
     def get(self, key: Key) -> Any:
         """The value of a key, or null."""
-        return self.execute_command("GET", key)
+        return self._call(as_is, "GET", key)
 
     def getset(self, key: Key, value: Value) -> Any:
         """Set a key and return its old value."""
-        return self.execute_command("GETSET", key, value)
+        return self._call(as_is, "GETSET", key, value)
 
     def getdel(self, key: Key) -> Any:
         """Delete a key and return its value."""
-        return self.execute_command("GETDEL", key)
+        return self._call(as_is, "GETDEL", key)
 
     def getex(self, key: Key, *, ex: int | None = None, px: int | None = None,
               exat: int | None = None, pxat: int | None = None, persist: bool = False) -> Any:
         """The value of a key, changing its time to live."""
-        return self.execute_command("GETEX", key, *options(
+        return self._call(as_is, "GETEX", key, *options(
             ("EX", ex), ("PX", px), ("EXAT", exat), ("PXAT", pxat), ("PERSIST", persist)))
 
     def setnx(self, key: Key, value: Value) -> int:
         """Set a key only if it does not exist."""
-        return int(self.execute_command("SETNX", key, value))
+        return self._call(int, "SETNX", key, value)
 
     def setex(self, key: Key, seconds: int, value: Value) -> bool:
         """Set a key with a time to live in seconds."""
-        return self._status("SETEX", key, seconds, value)
+        return self._call(status, "SETEX", key, seconds, value)
 
     def psetex(self, key: Key, milliseconds: int, value: Value) -> bool:
         """Set a key with a time to live in milliseconds."""
-        return self._status("PSETEX", key, milliseconds, value)
+        return self._call(status, "PSETEX", key, milliseconds, value)
 
     def mset(self, mapping: Mapping[Key, Value]) -> bool:
         """Set several keys at once."""
-        return self._status("MSET", *(item for pair in mapping.items() for item in pair))
+        return self._call(status, "MSET", *(item for pair in mapping.items() for item in pair))
 
     def mget(self, *keys: Key) -> list[Any]:
         """The values of several keys."""
-        values: list[Any] = self.execute_command("MGET", *keys)
+        values: list[Any] = self._call(as_is, "MGET", *keys)
         return values
 
     def append(self, key: Key, value: str | bytes) -> int:
         """Append text or bytes to a value; answer its new length."""
-        return int(self.execute_command("APPEND", key, value))
+        return self._call(int, "APPEND", key, value)
 
     def strlen(self, key: Key) -> int:
         """The length of a text or bytes value."""
-        return int(self.execute_command("STRLEN", key))
+        return self._call(int, "STRLEN", key)
 
     def setrange(self, key: Key, offset: int, value: str | bytes) -> int:
         """Overwrite part of a text or bytes value at a byte offset."""
-        return int(self.execute_command("SETRANGE", key, offset, value))
+        return self._call(int, "SETRANGE", key, offset, value)
 
     def getrange(self, key: Key, start: int, end: int) -> str | bytes:
         """Part of a text or bytes value, by byte offsets."""
-        part: str | bytes = self.execute_command("GETRANGE", key, start, end)
+        part: str | bytes = self._call(as_is, "GETRANGE", key, start, end)
         return part
 
     # counters
     def incr(self, key: Key) -> int:
         """Add 1 to an integer value."""
-        return int(self.execute_command("INCR", key))
+        return self._call(int, "INCR", key)
 
     def decr(self, key: Key) -> int:
         """Subtract 1 from an integer value."""
-        return int(self.execute_command("DECR", key))
+        return self._call(int, "DECR", key)
 
     def incrby(self, key: Key, increment: int) -> int:
         """Add to an integer value."""
-        return int(self.execute_command("INCRBY", key, increment))
+        return self._call(int, "INCRBY", key, increment)
 
     def decrby(self, key: Key, decrement: int) -> int:
         """Subtract from an integer value."""
-        return int(self.execute_command("DECRBY", key, decrement))
+        return self._call(int, "DECRBY", key, decrement)
 
     def incrbyfloat(self, key: Key, increment: float) -> float:
         """Add to a numeric value; the result is a float."""
-        return float(self.execute_command("INCRBYFLOAT", key, increment))
+        return self._call(float, "INCRBYFLOAT", key, increment)

@@ -12,55 +12,27 @@ Rules of this module:
    every result instead.
 4. When the server closes the connection, the error says why if the server said
    so first (a ``kill`` push: CLIENT KILL or shutdown).
+5. After a broken connection, only commands that cannot change anything are sent
+   again (:func:`may_retry`), unless the caller asked for writes too.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
+from kv_protocol.commands import Flag, resolve
 from kv_protocol.connection import ClientConnection, Session, State
 from kv_protocol.errors import LocalProtocolError
 from kv_protocol.messages import PUSH, REPLY, Push, decode_message
 from kv_protocol.values import is_value, type_name
 
+from ._config import ClientConfig
 from ._errors import ConnectionError
 
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 6378
-# Connecting includes the handshake, whose key derivation takes ~0.2 s the first time.
-DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
 RECEIVE_BYTES: Final = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
-    """Where and how to connect. The password is never shown in ``repr``."""
-
-    password: str = field(repr=False)
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    unix_path: Path | None = None
-    name: str = ""
-    connect_timeout_s: float | None = DEFAULT_CONNECT_TIMEOUT_S
-    timeout_s: float | None = None
-
-    @classmethod
-    def create(cls, password: str | None, **options: object) -> ClientConfig:
-        """A config; without a password, the one in the ``KV_PASS`` environment variable."""
-        password = password if password is not None else os.environ.get("KV_PASS")
-        if not password:
-            raise ValueError("no password: pass password=... or set KV_PASS")
-        return cls(password, **options)  # type: ignore[arg-type]
-
-    @property
-    def address(self) -> str:
-        return f"unix:{self.unix_path}" if self.unix_path else f"{self.host}:{self.port}"
 
 
 class ClientCore:
@@ -134,3 +106,19 @@ class ClientCore:
     def closed_error(self) -> ConnectionError:
         reason = f": {self.close_reason}" if self.close_reason else ""
         return ConnectionError(f"{self.config.address} closed the connection{reason}")
+
+
+def may_retry(config: ClientConfig, commands: Sequence[Sequence[object]]) -> bool:
+    """Whether ``commands`` may be sent again after their connection broke.
+
+    Their fate is unknown: they may have run. Running a read-only command twice
+    changes nothing; anything else (a write, an admin command, a command the table
+    does not know) is sent again only when the caller set ``retry_writes``.
+    """
+    if config.retry_writes:
+        return True
+    for args in commands:
+        spec = resolve(args)
+        if spec is None or not spec.flags & Flag.READONLY:
+            return False
+    return True

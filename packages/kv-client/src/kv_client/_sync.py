@@ -1,42 +1,45 @@
-"""The blocking client: a socket shell around the sans-IO core.
+"""The blocking client: a socket shell around the sans-IO core, with a pool.
 
 Error handling: a broken connection raises :class:`ConnectionError` and a missed
-reply raises :class:`TimeoutError`; either closes the connection, and the next
-command opens a new one. A command is never sent twice: after a failure its fate
-is unknown, and only the caller knows whether repeating it is safe.
+reply raises :class:`TimeoutError`; either closes that connection, and the next
+command takes another. A command whose connection broke is sent again once, on a
+new connection, only if that is safe (``_core.may_retry``): its fate is unknown.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import socket
-from collections.abc import Sequence
-from pathlib import Path
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, TypeVar, Unpack
 
 from kv_protocol.connection import Session
 from kv_protocol.errors import ServerError
 
 from ._commands import Commands
-from ._core import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    RECEIVE_BYTES,
-    ClientConfig,
-    ClientCore,
-)
+from ._commands_base import as_is
+from ._config import ClientConfig, ClientOptions
+from ._core import RECEIVE_BYTES, ClientCore, may_retry
 from ._errors import ConnectionError, TimeoutError
+from ._pipeline import PipelineBase, results
+from ._pool import IdleConnections
+
+T = TypeVar("T")
 
 
 class SyncConnection:
-    """One authenticated socket."""
+    """One authenticated socket (TCP, TLS or Unix)."""
 
     def __init__(self, config: ClientConfig) -> None:
         self.core = ClientCore(config)
         try:
             self.sock = self._open(config)
+        except ssl.SSLError as exc:
+            raise ConnectionError(f"TLS with {config.address} failed: {exc}") from exc
         except OSError as exc:
             raise ConnectionError(f"cannot connect to {config.address}: {exc}") from exc
         try:
@@ -59,7 +62,13 @@ class SyncConnection:
             return sock
         sock = socket.create_connection((config.host, config.port), timeout=config.connect_timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        if config.ssl is None:
+            return sock
+        try:
+            return config.ssl.wrap_socket(sock, server_hostname=config.server_hostname or config.host)
+        except BaseException:
+            sock.close()
+            raise
 
     def _handshake(self) -> None:
         core = self.core
@@ -75,9 +84,11 @@ class SyncConnection:
         except OSError as exc:
             raise ConnectionError(f"handshake with {core.config.address} failed: {exc}") from exc
 
-    def request(self, payload: bytes, count: int) -> list[object]:
-        """Send ``payload`` (``count`` commands) and return their ``count`` replies."""
+    def request(self, commands: Sequence[Sequence[object]]) -> list[object]:
+        """Send ``commands`` in one write and return their replies."""
         core, sock = self.core, self.sock
+        payload = b"".join([core.encode_command(args) for args in commands])
+        count = len(commands)
         try:
             sock.sendall(payload)
             replies: list[object] = []
@@ -92,12 +103,100 @@ class SyncConnection:
             raise ConnectionError(f"connection to {core.config.address} broke: {exc}") from exc
         return replies
 
-    def close(self) -> None:
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def abort(self) -> None:
         self.sock.close()
+
+    close = abort
+
+
+class SyncPool:
+    """Up to ``max_connections`` connections, shared by threads.
+
+    A thread takes a connection for one request (a command or a pipeline) and
+    gives it back after; a connection whose request failed in any way (broken,
+    timed out, interrupted) is closed instead, since a late reply would be taken
+    for the next request's.
+    """
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._slots = threading.BoundedSemaphore(config.max_connections)
+        self._lock = threading.Lock()
+        self._idle: IdleConnections[SyncConnection] = IdleConnections(config.health_check_s)
+        self._generation = 0
+        self.last_session: Session | None = None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[SyncConnection]:
+        if not self._slots.acquire(timeout=self.config.pool_timeout_s or -1):
+            raise ConnectionError(f"all {self.config.max_connections} connections to "
+                                  f"{self.config.address} stayed busy for "
+                                  f"{self.config.pool_timeout_s} s")
+        try:
+            connection, generation = self._take()
+            try:
+                yield connection
+            except BaseException:
+                connection.close()
+                raise
+            self.last_session = connection.core.session
+            with self._lock:
+                if generation == self._generation:
+                    self._idle.give_back(connection)
+                    return
+            connection.close()
+        finally:
+            self._slots.release()
+
+    def _take(self) -> tuple[SyncConnection, int]:
+        with self._lock:
+            taken, generation = self._idle.take(), self._generation
+        if taken is not None:
+            connection, stale = taken
+            if not stale:
+                return connection, generation
+            try:
+                connection.request([("PING",)])
+                return connection, generation
+            except (ConnectionError, TimeoutError):
+                connection.close()
+        return SyncConnection(self.config), generation
+
+    def close(self) -> None:
+        """Close the idle connections; those in use close when given back."""
+        with self._lock:
+            self._generation += 1
+            self._idle.drain()
+
+
+class Pipeline(PipelineBase):
+    """Commands queued on a :class:`Client`, sent together by :meth:`execute`.
+
+    Example::
+
+        with kv.pipeline() as p:
+            p.set("a", 1).incr("a").get("a")
+            assert p.execute() == [True, 2, 2]
+    """
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self._client = client
+
+    def execute(self, *, raise_on_error: bool = True) -> list[Any]:
+        """Send the queued commands in one write; their results, in order."""
+        calls = self._take()
+        if not calls:
+            return []
+        replies = self._client._request([call.args for call in calls])
+        return results(calls, replies, raise_on_error)
 
 
 class Client(Commands):
-    """A blocking kv client.
+    """A blocking kv client, safe to share between threads.
 
     Example::
 
@@ -106,75 +205,70 @@ class Client(Commands):
             assert kv.get("answer") == 42
 
     Args:
-        host, port: the server's TCP address.
-        password: the server's password; defaults to the ``KV_PASS`` variable.
-        name: a name for this connection, shown by CLIENT LIST.
-        unix_path: connect to this Unix socket instead of TCP.
-        timeout: seconds to wait for a reply (None waits forever).
-        connect_timeout: seconds to connect and complete the handshake.
+        host, port: the server's TCP address (default 127.0.0.1:6378).
+        options: see :class:`kv_client.ClientOptions` (``url``, ``password``,
+            ``name``, ``unix_path``, ``ssl``, ``timeout``, ``max_connections``...).
 
-    The connection opens on first use and reopens after a failure.
+    Connections open on first use, from a pool of at most ``max_connections``.
     """
 
-    def __init__(
-        self,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        *,
-        password: str | None = None,
-        name: str = "",
-        unix_path: str | Path | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT_S,
-    ) -> None:
-        self.config = ClientConfig.create(
-            password, host=host, port=port, name=name,
-            unix_path=Path(unix_path) if unix_path is not None else None,
-            timeout_s=timeout, connect_timeout_s=connect_timeout,
-        )
-        self._connection: SyncConnection | None = None
+    def __init__(self, host: str | None = None, port: int | None = None,
+                 **options: Unpack[ClientOptions]) -> None:
+        self.config = ClientConfig.resolve(host, port, **options)
+        self._pool = SyncPool(self.config)
+
+    @classmethod
+    def from_url(cls, url: str, /, **options: Unpack[ClientOptions]) -> Client:
+        """A client for ``kv://[:password@]host[:port]``, ``kvs://...`` or ``unix:///path``."""
+        options["url"] = url
+        return cls(**options)
 
     def __repr__(self) -> str:
         return f"<Client {self.config.address}>"
 
     @property
     def session(self) -> Session | None:
-        """The connection id and server name, once connected."""
-        return self._connection.core.session if self._connection else None
+        """The connection id and server name of the connection used last."""
+        return self._pool.last_session
 
-    def connect(self) -> SyncConnection:
-        """Open the connection now rather than on first use (it is returned)."""
-        if self._connection is None:
-            self._connection = SyncConnection(self.config)
-        return self._connection
+    def connect(self) -> None:
+        """Open a connection now rather than on first use (it goes to the pool)."""
+        with self._pool.connection():
+            pass
 
-    def execute_command(self, *args: object) -> Any:
-        """Send one command and return its reply; an error reply raises."""
+    def _call(self, convert: Callable[[Any], T], *args: object) -> T:
         [reply] = self._request([args])
         if isinstance(reply, ServerError):
             raise reply
-        return reply
+        return convert(reply)
+
+    def execute_command(self, *args: object) -> Any:
+        """Send one command by name and return its reply untouched; an error reply raises."""
+        return self._call(as_is, *args)
 
     execute = execute_command
 
+    def pipeline(self) -> Pipeline:
+        """A pipeline: queue commands, then send them in one write with ``execute()``."""
+        return Pipeline(self)
+
     def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
-        connection = self.connect()
-        payload = b"".join(connection.core.encode_command(args) for args in commands)
+        sent = False
         try:
-            return connection.request(payload, len(commands))
-        except BaseException:
-            # Whatever interrupted the request (an error, Ctrl-C), its replies may still
-            # arrive and would be taken for the next command's: start afresh.
-            self.close()
-            raise
+            with self._pool.connection() as connection:
+                sent = True
+                return connection.request(commands)
+        except ConnectionError:
+            if not sent or not may_retry(self.config, commands):
+                raise
+        with self._pool.connection() as connection:
+            return connection.request(commands)
 
     def close(self) -> None:
-        """Close the connection; the next command opens a new one."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close the pool's connections; the next command opens a new one."""
+        self._pool.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

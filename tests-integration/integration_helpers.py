@@ -1,7 +1,8 @@
 """Real kv-server processes for integration tests (the fixtures live in conftest.py).
 
 ``start_server`` runs ``python -m kv_server`` on port 0 of 127.0.0.1 with a temporary
-data directory, waits for its ready line (which names the port it got), and the
+data directory (and, given :class:`TlsFiles`, a TLS listener on another port 0),
+waits for its ready line (which names the ports it got), and the
 fixture stops it with SIGTERM afterwards, checking that it exits cleanly. Nothing is
 mocked: tests talk to it through kv_client or raw sockets.
 
@@ -51,6 +52,22 @@ def stop_process(proc: subprocess.Popen[bytes], name: str, sig: int, timeout_s: 
     return proc.returncode
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server certificate and key, and optionally the CA that client certificates need."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+    def args(self) -> list[str]:
+        """kv-server's flags for these files, with the TLS listener on a free port."""
+        args = ["--tls-cert", str(self.cert), "--tls-key", str(self.key), "--tls-port", "0"]
+        if self.ca is not None:
+            args += ["--tls-ca", str(self.ca)]
+        return args
+
+
 @dataclass
 class ServerProcess:
     proc: subprocess.Popen[bytes]
@@ -62,6 +79,8 @@ class ServerProcess:
     port: int = 0
     unix_path: Path | None = None
     output: list[str] = field(default_factory=list)
+    tls_port: int = 0
+    """The TLS listener's port, 0 unless started with ``tls``."""
 
     def client(self, **options: Any) -> Client:
         if self.unix_path is not None and "port" not in options:
@@ -81,11 +100,13 @@ class ServerProcess:
 
 
 def start_server(data_dir: Path, *args: str, password: str | None = PASSWORD,
-                 env: dict[str, str] | None = None) -> ServerProcess:
+                 env: dict[str, str] | None = None, tls: TlsFiles | None = None) -> ServerProcess:
     """Start kv-server and wait until it accepts connections."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.log"
     command = [sys.executable, "-m", "kv_server", "--port", "0", "--dir", str(data_dir), *args]
+    if tls is not None:
+        command += tls.args()
     if password is not None:
         command += ["--pass", password]
     if "--auth-iterations" not in args:
@@ -116,6 +137,8 @@ def start_server(data_dir: Path, *args: str, password: str | None = PASSWORD,
             server.host, port = where.rsplit(":", 1)
             server.host = server.host.strip("[]")
             server.port = int(port)
+        elif kind == "tls" and not server.tls_port:
+            server.tls_port = int(where.rsplit(":", 1)[1])
         elif kind == "unix":
             server.unix_path = Path(where)
     return server

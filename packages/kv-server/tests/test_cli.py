@@ -52,7 +52,7 @@ def test_flags(tmp_path: Path) -> None:
 
 def test_unix_only(tmp_path: Path) -> None:
     config, _ = parse("--pass", "p", "--no-tcp", "--unix", str(tmp_path / "s"), "--dir", str(tmp_path))
-    assert config.bind == ()
+    assert not config.tcp
 
 
 def test_empty_password_file_is_refused(tmp_path: Path) -> None:

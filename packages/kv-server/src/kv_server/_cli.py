@@ -21,7 +21,15 @@ import trio
 
 from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS
 
-from ._config import DEFAULT_PORT, HANDSHAKE_TIMEOUT_S, SHUTDOWN_GRACE_S, FsyncPolicy, ServerConfig
+from ._config import (
+    DEFAULT_BIND,
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    HANDSHAKE_TIMEOUT_S,
+    SHUTDOWN_GRACE_S,
+    FsyncPolicy,
+    ServerConfig,
+)
 from ._recovery import StartupError
 from ._server import serve
 from ._version import __version__
@@ -52,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free port)")
     parser.add_argument("--unix", type=Path, metavar="PATH",
                         help="also listen on a Unix socket at PATH (mode 0600)")
-    parser.add_argument("--no-tcp", action="store_true", help="listen on the Unix socket only")
+    parser.add_argument("--no-tcp", action="store_true",
+                        help="no plain TCP listeners (the Unix socket and TLS still listen)")
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help="PEM certificate (chain): with --tls-key, also listen for TLS on "
+                        "each bind address")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE",
+                        help="PEM private key of --tls-cert, unencrypted (keep it mode 0600)")
+    parser.add_argument("--tls-ca", type=Path, metavar="FILE",
+                        help="require TLS clients to present a certificate signed by this CA")
+    parser.add_argument("--tls-port", type=int, default=DEFAULT_TLS_PORT, metavar="N",
+                        help=f"TLS port (default {DEFAULT_TLS_PORT}; 0 picks a free port)")
     parser.add_argument("--dir", type=Path, default=Path("data"), metavar="DIR",
                         help="data directory (default ./data)")
     parser.add_argument("--appendfsync", choices=[str(p) for p in FsyncPolicy],
@@ -121,13 +139,14 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
     else:
         password, path = load_or_create_password(data_dir)
         note = f"password in {path}"
-    bind = () if args.no_tcp else tuple(args.bind or ("127.0.0.1",))
     config = ServerConfig(
-        password=password, bind=bind, port=args.port, unix_path=args.unix, data_dir=data_dir,
+        password=password, bind=tuple(args.bind or DEFAULT_BIND), port=args.port,
+        tcp=not args.no_tcp, unix_path=args.unix, data_dir=data_dir,
         verbose=args.verbose, auth_iterations=args.auth_iterations,
         handshake_timeout_s=args.handshake_timeout, shutdown_grace_s=args.shutdown_grace,
         appendfsync=FsyncPolicy(args.appendfsync), persist_s=args.persist, binary=args.binary,
-        aof_load_truncated=args.aof_load_truncated,
+        aof_load_truncated=args.aof_load_truncated, tls_cert=args.tls_cert,
+        tls_key=args.tls_key, tls_ca=args.tls_ca, tls_port=args.tls_port,
     )
     return config, note
 

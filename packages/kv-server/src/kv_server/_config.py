@@ -16,6 +16,9 @@ from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIO
 
 DEFAULT_PORT: Final = 6378  # the original system's port, one below Redis's
 DEFAULT_BIND: Final = ("127.0.0.1",)
+# Redis has no TLS port by default; 6380 is the one managed Redis services (Azure
+# Cache for Redis) made familiar, and it sits beside our 6378 without taking 6379.
+DEFAULT_TLS_PORT: Final = 6380
 # A peer that has not finished the handshake in 10 s is not a client having a slow
 # day: it holds a connection slot without having proved anything.
 HANDSHAKE_TIMEOUT_S: Final = 10.0
@@ -37,7 +40,10 @@ class ServerConfig:
 
     password: str = field(repr=False)
     bind: tuple[str, ...] = DEFAULT_BIND
+    """Addresses of the TCP listeners: plain ones (unless ``tcp`` is off) and TLS ones."""
     port: int = DEFAULT_PORT
+    tcp: bool = True
+    """Serve plain TCP on ``bind`` (``--no-tcp`` turns this off, not TLS)."""
     unix_path: Path | None = None
     data_dir: Path = Path("data")
     verbose: bool = False
@@ -53,14 +59,29 @@ class ServerConfig:
     """Write snapshots in the binary format (``--binary``)."""
     aof_load_truncated: bool = False
     """Start even if the AOF's last record is torn, dropping it."""
+    tls_cert: Path | None = None
+    """PEM certificate (chain) for the TLS listeners; TLS is off without it."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """When given, TLS clients must present a certificate signed by this CA."""
+    tls_port: int = DEFAULT_TLS_PORT
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     def __post_init__(self) -> None:
         if not self.password:
             raise ValueError("the password must not be empty")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is outside 0..65535")
-        if not self.bind and self.unix_path is None:
-            raise ValueError("nothing to listen on: give --bind or --unix")
+        for port in (self.port, self.tls_port):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port {port} is outside 0..65535")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+        if self.tls_ca is not None and not self.tls:
+            raise ValueError("--tls-ca needs --tls-cert and --tls-key")
+        if not (self.bind and (self.tcp or self.tls)) and self.unix_path is None:
+            raise ValueError("nothing to listen on: give --bind, --unix or --tls-cert")
         if not MIN_PBKDF2_ITERATIONS <= self.auth_iterations <= MAX_PBKDF2_ITERATIONS:
             raise ValueError(
                 f"auth iterations must be within {MIN_PBKDF2_ITERATIONS}..{MAX_PBKDF2_ITERATIONS}"

@@ -171,7 +171,10 @@ class StreamTransport:
             session.last_active = time.monotonic()
 
     async def aclose(self) -> None:
-        await trio.aclose_forcefully(self.stream)
+        """Close gracefully, so a TLS peer gets its close_notify and sees a clean end,
+        not a truncation; a peer that does not read gets a forced close instead."""
+        with trio.move_on_after(GOODBYE_TIMEOUT_S), contextlib.suppress(*_QUIET):
+            await self.stream.aclose()
 
 
 async def serve_connection(

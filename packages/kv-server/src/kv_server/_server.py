@@ -1,10 +1,10 @@
 """The server as a trio task tree, and its staged shutdown.
 
 ``serve(config)`` loads the data directory (``_persistence.py``), opens the
-listeners (TCP on each bind address, optionally a Unix socket), serves connections
-in their own nursery and reports the running :class:`ServerState` through
-``task_status`` once it accepts connections, so tests can run servers on port 0
-without sleeping.
+listeners (TCP on each bind address, optionally a Unix socket, and TLS on each bind
+address when given a certificate: see ``_tls.py``), serves connections in their own
+nursery and reports the running :class:`ServerState` through ``task_status`` once
+it accepts connections, so tests can run servers on port 0 without sleeping.
 
 Shutdown in stages (after hypercorn): a shutdown request (SIGINT/SIGTERM when
 ``handle_signals``) stops the listeners, so no new connection is accepted; every
@@ -23,20 +23,23 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from pathlib import Path
 
 import trio
 
 from ._config import ServerConfig
-from ._connection import SocketTransport, serve_connection
+from ._connection import SocketTransport, StreamTransport, serve_connection
 from ._expiry import expire_forever
 from ._persistence import Persistence
 from ._state import ServerState
+from ._tls import server_context
 
 log = logging.getLogger("kv_server")
 
 # Connections the kernel may queue before accept(); Redis's tcp-backlog default.
 LISTEN_BACKLOG = 511
+TlsListener = trio.SSLListener[trio.SocketStream]
 
 
 async def serve(
@@ -50,24 +53,30 @@ async def serve(
     Error handling:
         A damaged data directory raises ``StartupError``; one locked by another
         server, or failing to open a listener (address in use, permission), raises
-        ``OSError``; all before ``task_status.started``, with nothing left open.
+        ``OSError``; unusable TLS files raise ``ValueError`` naming the file; all
+        before ``task_status.started``, with nothing left open.
     """
+    tls = server_context(config)
     state = ServerState(config)
     persistence = state.persistence = Persistence.open(state)
     try:
-        listeners = await _open_listeners(config, state)
+        listeners, tls_listeners = await _open_listeners(config, state, tls)
     except BaseException:
         persistence.close()
         raise
-    handler = functools.partial(_accept, state)
     try:
         async with trio.open_nursery() as background:
             background.start_soon(persistence.run)
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as front:
-                    await front.start(
-                        functools.partial(trio.serve_listeners, handler, listeners,
-                                          handler_nursery=connections))
+                    if listeners:  # none with --no-tcp, TLS and no --unix
+                        await front.start(functools.partial(
+                            trio.serve_listeners, functools.partial(_accept, state), listeners,
+                            handler_nursery=connections))
+                    if tls_listeners:
+                        await front.start(functools.partial(
+                            trio.serve_listeners, functools.partial(_accept_tls, state),
+                            tls_listeners, handler_nursery=connections))
                     if handle_signals:
                         front.start_soon(_watch_signals, state)
                     front.start_soon(expire_forever, state.keyspace, state.clock.tick)
@@ -95,26 +104,43 @@ async def _watch_signals(state: ServerState) -> None:
             return
 
 
-async def _open_listeners(config: ServerConfig, state: ServerState) -> list[trio.SocketListener]:
+async def _open_listeners(
+    config: ServerConfig, state: ServerState, tls: ssl.SSLContext | None
+) -> tuple[list[trio.SocketListener], list[TlsListener]]:
+    """The plain listeners (TCP, Unix) and the TLS ones, in the order the ready line shows."""
     listeners: list[trio.SocketListener] = []
+    tls_sockets: list[trio.SocketListener] = []
     try:
-        port = config.port
-        for host in config.bind:
-            opened = await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
-            listeners += opened
-            for listener in opened:
-                host_, port = listener.socket.getsockname()[:2]
-                shown = f"[{host_}]" if ":" in host_ else host_
-                state.addresses.append(f"tcp {shown}:{port}")
-            state.tcp_port = port
+        if config.tcp:
+            state.tcp_port = await _open_tcp(config.bind, config.port, "tcp", state, listeners)
+        if tls is not None:
+            state.tls_port = await _open_tcp(config.bind, config.tls_port, "tls", state, tls_sockets)
         if config.unix_path is not None:
             listeners.append(await _open_unix_listener(config.unix_path))
             state.addresses.append(f"unix {config.unix_path}")
     except BaseException:
-        for listener in listeners:
+        for listener in listeners + tls_sockets:
             await listener.aclose()
         raise
-    return listeners
+    if tls is None:
+        return listeners, []
+    return listeners, [trio.SSLListener(sock, tls, https_compatible=False) for sock in tls_sockets]
+
+
+async def _open_tcp(bind: tuple[str, ...], port: int, kind: str, state: ServerState,
+                    into: list[trio.SocketListener]) -> int:
+    """Listen on ``port`` of every address in ``bind``; the port, once bound.
+
+    Port 0 picks a free port on the first address, which the others then share.
+    """
+    for host in bind:
+        opened = await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
+        into += opened
+        for listener in opened:
+            host_, port = listener.socket.getsockname()[:2]
+            shown = f"[{host_}]" if ":" in host_ else host_
+            state.addresses.append(f"{kind} {shown}:{port}")
+    return port
 
 
 async def _open_unix_listener(path: Path) -> trio.SocketListener:
@@ -153,13 +179,28 @@ def _address(sockaddr: object) -> str:
     return str(sockaddr) or "unix"
 
 
+def _peer(stream: trio.SocketStream) -> tuple[str, str] | None:
+    """``(addr, laddr)`` of an accepted connection, or None if the peer is already gone."""
+    tsock = stream.socket
+    try:
+        return _address(tsock.getpeername()), _address(tsock.getsockname())
+    except OSError:
+        return None
+
+
 async def _accept(state: ServerState, stream: trio.SocketStream) -> None:
     tsock = stream.socket
     kind = "unix" if tsock.family == socket.AF_UNIX else "tcp"
-    try:
-        addr, laddr = _address(tsock.getpeername()), _address(tsock.getsockname())
-    except OSError:  # the peer is already gone
+    if (peer := _peer(stream)) is None:
         await stream.aclose()
         return
     raw = socket.socket(fileno=tsock.detach())
-    await serve_connection(state, SocketTransport(raw), kind=kind, addr=addr, laddr=laddr)
+    await serve_connection(state, SocketTransport(raw), kind=kind, addr=peer[0], laddr=peer[1])
+
+
+async def _accept_tls(state: ServerState, stream: trio.SSLStream[trio.SocketStream]) -> None:
+    """Serve a TLS connection; its TLS handshake runs on its first read (see ``_tls.py``)."""
+    if (peer := _peer(stream.transport_stream)) is None:
+        await trio.aclose_forcefully(stream)
+        return
+    await serve_connection(state, StreamTransport(stream), kind="tls", addr=peer[0], laddr=peer[1])

@@ -42,8 +42,11 @@ class ServerState:
         self.run_id = secrets.token_hex(20)
         self.started_monotonic = time.monotonic()
         self.addresses: list[str] = []
-        """Where the server listens, as ``tcp HOST:PORT`` or ``unix PATH``."""
+        """Where the server listens, as ``tcp HOST:PORT``, ``tls HOST:PORT`` or ``unix PATH``."""
         self.tcp_port = 0
+        """The bound plain TCP port (0 when none): with ``--port 0``, the one chosen."""
+        self.tls_port = 0
+        """The bound TLS port, or 0 without TLS."""
         self.shutting_down = False
         self._shutdown = trio.Event()
 

@@ -39,6 +39,7 @@ def _server(state: ServerState) -> dict[str, object]:
         "process_id": os.getpid(),
         "run_id": state.run_id,
         "tcp_port": state.tcp_port,
+        "tls_port": state.tls_port,
         "listeners": list(state.addresses),
         "uptime_in_seconds": uptime,
         "uptime_in_days": uptime // 86400,

@@ -1,0 +1,116 @@
+"""kv-server's TLS listener, end to end: the real process, Python's ssl module as client.
+
+kv_client has no TLS yet, so these tests speak the kv handshake by hand through
+kv_protocol's ClientConnection over an ``ssl.SSLSocket``; the plain listener is
+checked with kv_client, to show that both serve at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from integration_helpers import PASSWORD, ServerProcess, TlsFiles, start_server
+from kv_protocol.connection import ClientConnection, State
+from kv_protocol.framing import FrameDecoder, encode_frame
+from kv_protocol.messages import REPLY, decode_message
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    where = tmp_path_factory.mktemp("pki")
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(where / "server.pem", where / "server.key", where / "ca.pem")
+    issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    issued.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(files.ca))
+    return files
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, files: TlsFiles) -> Iterator[ServerProcess]:
+    """A kv-server with TLS, stopped afterwards; it must exit cleanly."""
+    server = start_server(tmp_path / "data", tls=files)
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+class TlsConnection:
+    """A blocking TLS socket doing the kv handshake and commands by hand."""
+
+    def __init__(self, server: ServerProcess, context: ssl.SSLContext) -> None:
+        raw = socket.create_connection((server.host, server.tls_port), timeout=15)
+        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.conn = ClientConnection(PASSWORD, name="tls-test")
+        self.decoder = FrameDecoder()
+
+    def handshake(self) -> None:
+        self.sock.sendall(self.conn.data_to_send())
+        while self.conn.state is State.HANDSHAKE:
+            self.conn.receive_data(self.sock.recv(65536))
+            if out := self.conn.data_to_send():
+                self.sock.sendall(out)
+
+    def call(self, *argv: object) -> object:
+        self.sock.sendall(encode_frame(list(argv)))
+        items: list[object] = []
+        while not items:
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            items = self.decoder.feed(data)
+        [(kind, payload)] = [decode_message(item) for item in items]
+        assert kind == REPLY, payload
+        return payload
+
+
+def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if cert is not None:
+        cert.configure_cert(context)
+    return context
+
+
+def test_tls_and_plain_tcp_serve_the_same_data(
+    tmp_path: Path, ca: trustme.CA, tls_files: TlsFiles
+) -> None:
+    with running(tmp_path, TlsFiles(tls_files.cert, tls_files.key)) as server:
+        assert server.tls_port and server.tls_port != server.port
+        assert f"tls 127.0.0.1:{server.tls_port}" in server.addresses
+        tls = TlsConnection(server, client_context(ca))
+        with tls.sock:
+            tls.handshake()
+            assert tls.call("SET", "greeting", "over TLS") == "OK"
+            info = tls.call("INFO", "server")
+            assert isinstance(info, dict) and info["server"]["tls_port"] == server.tls_port
+            with server.client() as plain:
+                assert plain.get("greeting") == "over TLS"
+                plain.set("greeting", "over TCP")
+            assert tls.call("GET", "greeting") == "over TCP"
+
+
+def test_tls_ca_admits_only_clients_with_its_certificates(
+    tmp_path: Path, ca: trustme.CA, tls_files: TlsFiles
+) -> None:
+    with running(tmp_path, tls_files) as server:
+        anonymous = TlsConnection(server, client_context(ca))
+        with anonymous.sock:
+            # TLS 1.3 clients finish their side first; the server then closes.
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                anonymous.handshake()
+            assert anonymous.conn.state is not State.READY
+        member = TlsConnection(server, client_context(ca, ca.issue_cert("app@example.com")))
+        with member.sock:
+            member.handshake()
+            assert member.call("PING") == "PONG"

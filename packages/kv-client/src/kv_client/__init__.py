@@ -33,8 +33,15 @@ from kv_protocol.errors import TooBigError as TooBigError
 from kv_protocol.errors import WrongPassError as WrongPassError
 from kv_protocol.errors import WrongTypeError as WrongTypeError
 
+from ._async import AsyncClient as AsyncClient
+from ._async import AsyncPipeline as AsyncPipeline
+from ._ciphers import AgeCipher as AgeCipher
+from ._ciphers import GpgCipher as GpgCipher
 from ._config import ClientConfig as ClientConfig
 from ._config import ClientOptions as ClientOptions
+from ._encryption import Cipher as Cipher
+from ._encryption import DecryptionError as DecryptionError
+from ._encryption import EncryptionError as EncryptionError
 from ._errors import ConnectionError as ConnectionError
 from ._errors import TimeoutError as TimeoutError
 from ._sync import Client as Client
@@ -42,15 +49,22 @@ from ._sync import Pipeline as Pipeline
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AgeCipher",
     "ArgumentTypeError",
+    "AsyncClient",
+    "AsyncPipeline",
     "AuthError",
     "BusyError",
+    "Cipher",
     "Client",
     "ClientConfig",
     "ClientOptions",
     "CommandSyntaxError",
     "ConnectionError",
+    "DecryptionError",
+    "EncryptionError",
     "ExecAbortError",
+    "GpgCipher",
     "KvError",
     "LoadingError",
     "LocalProtocolError",

@@ -8,8 +8,9 @@ Rules of this module:
 2. Replies come back in request order. Pushes (``[2, kind, ...]``) are kept apart in
    ``pushes``, so a push is never taken for a reply.
 3. An error reply is returned as the :class:`ServerError` instance in the reply
-   list (no decoded value can be one), and the shell raises it; a pipeline can keep
-   every result instead.
+   list (no decoded value can be one), as is a reply that cannot be decrypted
+   (:class:`DecryptionError`); the shell raises it, a pipeline can keep every
+   result instead.
 4. When the server closes the connection, the error says why if the server said
    so first (a ``kill`` push: CLIENT KILL or shutdown).
 5. After a broken connection, only commands that cannot change anything are sent
@@ -30,6 +31,7 @@ from kv_protocol.messages import PUSH, REPLY, Push, decode_message
 from kv_protocol.values import is_value, type_name
 
 from ._config import ClientConfig
+from ._encryption import Cipher, DecryptionError, decrypt_reply, encrypt_arguments
 from ._errors import ConnectionError
 
 RECEIVE_BYTES: Final = 65536
@@ -82,16 +84,19 @@ class ClientCore:
                     f"argument {index} of {args[0]!r} is a {type_name(arg)}; kv sends null, bool, "
                     "int, float, text, bytes, lists and maps (with scalar keys)"
                 )
+        if self.config.encryption is not None:
+            args = encrypt_arguments(args, self.config.encryption)
         return self.connection.send_command(args)
 
     def receive_replies(self, data: bytes) -> list[object]:
-        """Feed bytes; the replies now complete (values, or ServerError instances)."""
+        """Feed bytes; the replies now complete (values, or KvError instances)."""
         if not data:
             raise self.closed_error()
         replies: list[object] = []
+        cipher = self.config.encryption
         for item in self.connection.receive_data(data):
             if type(item) is list and len(item) == 2 and item[0] == REPLY and type(item[0]) is int:
-                replies.append(item[1])
+                replies.append(item[1] if cipher is None else _decrypted(item[1], cipher))
                 continue
             kind, payload = decode_message(item)
             if kind == PUSH:
@@ -106,6 +111,18 @@ class ClientCore:
     def closed_error(self) -> ConnectionError:
         reason = f": {self.close_reason}" if self.close_reason else ""
         return ConnectionError(f"{self.config.address} closed the connection{reason}")
+
+
+def _decrypted(reply: object, cipher: Cipher) -> object:
+    """The reply decrypted; a value that cannot be is returned as the error, as error replies are.
+
+    Returning it (rather than raising mid-stream) keeps the replies that follow
+    in step with their requests, and a pipeline keeps every other result.
+    """
+    try:
+        return decrypt_reply(reply, cipher)
+    except DecryptionError as exc:
+        return exc
 
 
 def may_retry(config: ClientConfig, commands: Sequence[Sequence[object]]) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import KvError
 
 from ._commands_base import as_is
 from ._commands_pipeline import PipelineCommands
@@ -61,9 +61,9 @@ class PipelineBase(PipelineCommands):
 def results(calls: Sequence[Call], replies: Sequence[object], raise_on_error: bool) -> list[Any]:
     """Each call's result, in order (error replies raised or kept as instances)."""
     converted: list[Any] = []
-    first_error: ServerError | None = None
+    first_error: KvError | None = None
     for call, reply in zip(calls, replies, strict=True):
-        if isinstance(reply, ServerError):
+        if isinstance(reply, KvError):
             first_error = first_error or reply
             converted.append(reply)
         else:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import KvError
 
 from ._commands import Commands
 
@@ -31,7 +31,7 @@ class Call:
 
     def result(self, reply: object) -> Any:
         """The method's result; an error reply is raised (a value can never be one)."""
-        if isinstance(reply, ServerError):
+        if isinstance(reply, KvError):
             raise reply
         return self.convert(reply)
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 from kv_protocol.connection import Session
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import KvError
 
 from ._commands import Commands
 from ._commands_base import as_is
@@ -238,7 +238,7 @@ class Client(Commands):
 
     def _call(self, convert: Callable[[Any], T], *args: object) -> T:
         [reply] = self._request([args])
-        if isinstance(reply, ServerError):
+        if isinstance(reply, KvError):
             raise reply
         return convert(reply)
 

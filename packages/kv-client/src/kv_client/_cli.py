@@ -1,0 +1,317 @@
+"""``kv``: run one command against a kv server and print its reply (the seeds' client.l).
+
+    kv [options] COMMAND [args...]     one command; ``--`` as the last word reads the
+                                       last argument from STDIN
+    kv [options]                       a redis-cli style prompt (module _cli_repl)
+
+Arguments are typed from the command table, so that ``kv INCRBY n 5`` sends the
+integer 5 the server requires: INTEGER arguments become ints, NUMBER arguments
+ints or floats, everything else stays text; ``--typed`` reads VALUE arguments as
+JSON instead. Text that does not parse as a number is sent as text, and the
+server's error then names the argument.
+
+Exit status: 0 on success, 1 when the server answers an error or the connection
+fails, 2 for a usage error, 130 after Ctrl-C. Output rules are in _cli_format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from kv_protocol.commands import Arg, ArgKind, CommandSpec, resolve
+from kv_protocol.errors import KvError
+from kv_protocol.records import tagged
+
+from ._cli_format import commands_text, error_text, reply_lines
+from ._cli_repl import run_repl
+from ._errors import ConnectionError, TimeoutError
+from ._sync import Client
+from ._version import __version__
+
+PASSWORD_FILE: Final = "kv.pass"
+"""The file kv-server generates its password into, inside its data directory (the
+server's ``PASSWORD_FILE``; kv-client does not depend on kv-server to import it)."""
+DEFAULT_DIR: Final = Path("data")
+"""kv-server's default data directory, relative to where it was started."""
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+"""128 + SIGINT, what shells report for a command ended by Ctrl-C."""
+STDIN_MARKER: Final = "--"
+
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+# Python's float() also takes "1_0" and surrounding spaces, which the server's
+# callers would not expect to be numbers; inf and nan pass, as the server decides.
+_FLOAT: Final = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)",
+                           re.IGNORECASE)
+
+
+class UsageError(Exception):
+    """A mistake on the command line; ``kv`` exits with status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kv", allow_abbrev=False,
+        usage="kv [options] [COMMAND [args ...]] [--]",
+        description="Send one command to a kv server and print the reply; without "
+                    "COMMAND, read commands at a prompt (or one per line from a pipe).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""\
+Options go before COMMAND; every word after COMMAND is an argument.
+A last word "--" reads the last argument from STDIN, kept exactly (text if it
+is UTF-8, else bytes): kv SET motd -- < motd.txt
+
+Password: --pass, else $KV_PASS, else the first line of DIR/kv.pass.
+
+Output: text as is; bytes as UTF-8 or with \\xNN escapes; null as an empty
+line; true/false; a list one item per line; a map "key<TAB>value" lines; INFO
+as "# Section" and "field:value" lines. --json prints lossless tagged JSON.
+Errors go to STDERR. Exit status: 0 success, 1 error reply or connection
+failure, 2 usage error, 130 interrupted.
+
+Examples:
+  kv --typed SET answer 42          kv GET answer
+  kv --typed RPUSH l '"a"' 1.5      kv LRANGE l 0 -1
+  kv --json HGETALL h               kv --poll 1 --count 5 DBSIZE
+  kv --commands""")
+    where = parser.add_argument_group("connection")
+    where.add_argument("--host", default=None, help="server host (default 127.0.0.1)")
+    where.add_argument("--port", type=int, default=None, help="server TCP port (default 6378)")
+    where.add_argument("--unix", type=Path, metavar="PATH", help="connect to this Unix socket")
+    where.add_argument("--pass", dest="password", metavar="P",
+                       help="the password (visible in the process list: prefer KV_PASS)")
+    where.add_argument("--dir", type=Path, default=DEFAULT_DIR, metavar="DIR",
+                       help=f"the server's data directory, where {PASSWORD_FILE} is read "
+                            "without --pass or KV_PASS (default ./data)")
+    where.add_argument("--name", metavar="N", help="name this connection (see CLIENT LIST)")
+    where.add_argument("--timeout", type=_seconds, metavar="S",
+                       help="seconds to wait for each reply (default: no limit)")
+    run = parser.add_argument_group("running")
+    run.add_argument("--typed", action="store_true",
+                     help="read VALUE arguments as JSON (42 is an int, '\"42\"' text, "
+                          "'[1,\"a\"]' a list; tagged JSON such as '{\"$bytes\": \"AAE=\"}' works)")
+    run.add_argument("--json", action="store_true",
+                     help="print each reply as one line of lossless tagged JSON")
+    run.add_argument("--poll", type=_seconds, metavar="SECONDS",
+                     help="run COMMAND again every SECONDS until Ctrl-C or --count")
+    run.add_argument("--count", type=_positive, metavar="N",
+                     help="run COMMAND N times (with --poll, SECONDS apart)")
+    run.add_argument("--commands", action="store_true", help="list the commands and exit")
+    run.add_argument("--version", action="version", version=f"kv {__version__}")
+    parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return seconds
+
+
+def _positive(text: str) -> int:
+    count = int(text) if _INTEGER.fullmatch(text) else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count >= 1")
+    return count
+
+
+def resolve_password(args: argparse.Namespace) -> str:
+    """--pass, else ``KV_PASS``, else the first line of DIR/kv.pass.
+
+    Raises:
+        UsageError: none of the three gives a password.
+    """
+    if args.password:
+        return str(args.password)
+    if environ := os.environ.get("KV_PASS"):
+        return environ
+    path: Path = args.dir / PASSWORD_FILE
+    try:
+        first = path.read_text(encoding="utf-8").partition("\n")[0].rstrip("\r")
+    except (OSError, UnicodeDecodeError):
+        first = ""
+    if not first:
+        raise UsageError(f"no password: give --pass, set KV_PASS or point --dir at the "
+                         f"server's data directory ({path} is missing, unreadable or empty)")
+    return first
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :class:`Client` that the command line asks for.
+
+    Options left out keep the client's defaults.
+    """
+    given = {"host": args.host, "port": args.port, "name": args.name, "unix_path": args.unix}
+    return {"password": resolve_password(args), "timeout": args.timeout,
+            **{name: value for name, value in given.items() if value is not None}}
+
+
+def convert_argument(word: str, arg: Arg, typed: bool, where: str) -> object:
+    """One command-line word as the kind of argument ``arg`` declares."""
+    if arg.kind is ArgKind.INTEGER:
+        return int(word) if _INTEGER.fullmatch(word) else word
+    if arg.kind is ArgKind.NUMBER:
+        if _INTEGER.fullmatch(word):
+            return int(word)
+        return float(word) if _FLOAT.fullmatch(word) else word
+    if arg.kind is ArgKind.VALUE and typed:
+        try:
+            return tagged.loads(word)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc} (--typed reads values as JSON: 42, 1.5, true, "
+                             f"null, \"text\", [1,\"a\"], {{\"k\":1}})") from None
+    return word
+
+
+def convert_argv(words: Sequence[str], typed: bool) -> list[object]:
+    """A command's words as the argv to send, typed from the command table.
+
+    An unknown command's arguments stay text, as do surplus arguments: the server
+    answers those with its own error.
+
+    Raises:
+        UsageError: with ``typed``, a VALUE argument that is not JSON.
+    """
+    spec = resolve(words)
+    if spec is None:
+        return list(words)
+    argv: list[object] = list(words[: spec.words])
+    option_arg: Arg | None = None
+    for index, word in enumerate(words[spec.words:]):
+        arg = option_arg or _declared(spec, index)
+        option_arg = None
+        if arg is None:
+            argv.append(word)
+            continue
+        if arg.kind is ArgKind.OPTIONS:
+            option = next((o for o in arg.options if o.word == word.upper()), None)
+            option_arg = option.arg if option is not None else None
+            argv.append(word)
+            continue
+        where = f"argument {index + 1} ({arg.name}) of {spec.name}"
+        argv.append(convert_argument(word, arg, typed, where))
+    return argv
+
+
+def _declared(spec: CommandSpec, index: int) -> Arg | None:
+    """The declaration of argument ``index``, or None past the last one there can be."""
+    if index >= len(spec.positional) and spec.options is None and not spec.tail:
+        return None
+    return spec.arg_at(index)
+
+
+def read_stdin_argument(stream: BinaryIO) -> str | bytes:
+    """All of STDIN, exactly: text if it is UTF-8, else bytes (redis-cli's ``-x``)."""
+    data = stream.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def run_command(client: Client, argv: list[object], as_json: bool) -> bool:
+    """Send one command and print its reply; an error reply goes to STDERR.
+
+    Returns:
+        Whether the server answered without an error.
+
+    Raises:
+        ConnectionError, TimeoutError: the server cannot be reached, or did not answer.
+    """
+    spec = resolve(argv)
+    try:
+        reply = client.execute(*argv)
+    except (ConnectionError, TimeoutError):
+        raise
+    except KvError as exc:
+        print(error_text(exc), file=sys.stderr)
+        return False
+    lines = reply_lines(reply, spec.name if spec else None, as_json=as_json)
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+    return True
+
+
+def _run(args: argparse.Namespace, from_stdin: bool) -> int:
+    if args.command is None:
+        if from_stdin or args.poll is not None or args.count is not None:
+            raise UsageError("--, --poll and --count need a COMMAND")
+        return _repl(args)
+    words = [args.command, *args.args]
+    argv = convert_argv(words, args.typed)
+    if from_stdin:
+        argv.append(read_stdin_argument(sys.stdin.buffer))
+    if args.count is not None:
+        runs: Iterable[int] = range(args.count)
+    else:
+        runs = itertools.count() if args.poll is not None else range(1)
+    succeeded = True
+    with Client(**client_options(args)) as client:
+        for run in runs:
+            if run and args.poll:
+                time.sleep(args.poll)
+            # An error reply does not stop polling: the next run may succeed.
+            succeeded = run_command(client, argv, args.json) and succeeded
+    return 0 if succeeded else EXIT_ERROR
+
+
+def _repl(args: argparse.Namespace) -> int:
+    with Client(**client_options(args)) as client:
+        client.connect()  # fail now, as redis-cli does, rather than at the first command
+
+        def run(words: list[str]) -> bool:
+            try:
+                return run_command(client, convert_argv(words, args.typed), args.json)
+            except (UsageError, ConnectionError, TimeoutError) as exc:
+                print(f"(error) {exc}" if isinstance(exc, UsageError) else error_text(exc),
+                      file=sys.stderr)
+                return False
+
+        return run_repl(run, f"{client.config.address}> ")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kv`` entry point; returns the exit status (see the module docstring)."""
+    for stream in (sys.stdout, sys.stderr):
+        # A reply in a script the terminal's encoding lacks must not crash the print.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    words = list(sys.argv[1:] if argv is None else argv)
+    from_stdin = bool(words) and words[-1] == STDIN_MARKER
+    if from_stdin:
+        words.pop()
+    parser = build_parser()
+    args = parser.parse_args(words)
+    if args.commands:
+        print(commands_text())
+        return 0
+    try:
+        return _run(args, from_stdin)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except KvError as exc:  # ConnectionError, TimeoutError, a refused handshake
+        print(error_text(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (kv --poll 1 GET k | head -3): stop quietly, and point stdout
+        # at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR

@@ -195,3 +195,56 @@ def test_the_kv_script_is_installed() -> None:
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
                             timeout=RUN_TIMEOUT_S, check=True)
     assert result.stdout.startswith("kv ")
+
+
+def test_url_gives_address_and_password(module_kv_server: ServerProcess) -> None:
+    server = module_kv_server
+    url = f"kv://:{PASSWORD}@127.0.0.1:{server.port}"
+    result = kv(server, "--url", url, "ECHO", "via url", password=None)
+    assert (result.returncode, result.stdout) == (0, "via url\n"), result
+    command = [sys.executable, "-m", "kv_client", "ECHO", "via KV_URL"]
+    environment = {key: value for key, value in os.environ.items() if key != "KV_PASS"}
+    from_env = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                              env={**environment, "KV_URL": url}, check=False)
+    assert (from_env.returncode, from_env.stdout) == (0, "via KV_URL\n"), from_env
+
+
+def test_tls_verifies_the_servers_certificate(tmp_path: Path) -> None:
+    import trustme
+
+    from integration_helpers import TlsFiles
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(tmp_path / "server.pem", tmp_path / "server.key")
+    issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    issued.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = start_server(tmp_path / "data", tls=files)
+    try:
+        port = str(server.tls_port)
+        trusted = kv(server, "--port", port, "--tls-ca", str(tmp_path / "ca.pem"), "PING")
+        assert (trusted.returncode, trusted.stdout) == (0, "PONG\n"), trusted
+        untrusted = kv(server, "--port", port, "--tls", "PING")
+        assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stderr, untrusted
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_encrypt_and_decrypt_with_age(module_kv_server: ServerProcess, tmp_path: Path) -> None:
+    import pyrage
+
+    server = module_kv_server
+    identity = tmp_path / "key.txt"
+    identity.write_text(f"# a throwaway age key\n{pyrage.x25519.Identity.generate()}\n")
+    stored = kv(server, "--encrypt", "--age", str(identity), "--typed", "SET", "secret:age", '{"pin": 1234}')
+    assert (stored.returncode, stored.stdout) == (0, "OK\n"), stored
+    with server.client() as client:
+        raw = client.get("secret:age")
+    assert isinstance(raw, bytes) and raw.startswith(b"\x00kvenc1:age\x00") and b"1234" not in raw
+    read = kv(server, "--decrypt", "--age", str(identity), "--json", "GET", "secret:age")
+    assert (read.returncode, read.stdout) == (0, '{"pin":1234}\n'), read
+    refused = kv(server, "--encrypt", "--age", str(identity), "INCR", "secret:age")
+    assert refused.returncode == 1 and "client-side encryption" in refused.stderr, refused
+    no_key = kv(server, "--encrypt", "SET", "secret:gpg", "x", env={"KV_GPG_KEY": ""})
+    assert no_key.returncode == 2 and "--encrypt needs --key" in no_key.stderr, no_key

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from kv_client._cli import (
-    PASSWORD_FILE,
-    UsageError,
     build_parser,
-    client_options,
     convert_argv,
     main,
     read_stdin_argument,
-    resolve_password,
 )
 from kv_client._cli_format import (
     bytes_text,
@@ -28,6 +24,7 @@ from kv_client._cli_format import (
     plain_lines,
     reply_lines,
 )
+from kv_client._cli_options import PASSWORD_FILE, UsageError, client_options, resolve_password
 from kv_client._cli_repl import complete, history_path, run_repl
 from kv_client._errors import ConnectionError
 from kv_protocol.commands import COMMANDS, lookup

@@ -25,21 +25,20 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 from kv_protocol.commands import Arg, ArgKind, CommandSpec, resolve
 from kv_protocol.errors import KvError
 from kv_protocol.records import tagged
 
 from ._cli_format import commands_text, error_text, reply_lines
+from ._cli_options import PASSWORD_FILE, Crypt, UsageError, client_options, crypt_options
 from ._cli_repl import run_repl
+from ._encryption import decrypt_reply, encrypt_arguments
 from ._errors import ConnectionError, TimeoutError
 from ._sync import Client
 from ._version import __version__
 
-PASSWORD_FILE: Final = "kv.pass"
-"""The file kv-server generates its password into, inside its data directory (the
-server's ``PASSWORD_FILE``; kv-client does not depend on kv-server to import it)."""
 DEFAULT_DIR: Final = Path("data")
 """kv-server's default data directory, relative to where it was started."""
 EXIT_ERROR: Final = 1
@@ -55,9 +54,6 @@ _FLOAT: Final = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[
                            re.IGNORECASE)
 
 
-class UsageError(Exception):
-    """A mistake on the command line; ``kv`` exits with status 2."""
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -71,7 +67,8 @@ Options go before COMMAND; every word after COMMAND is an argument.
 A last word "--" reads the last argument from STDIN, kept exactly (text if it
 is UTF-8, else bytes): kv SET motd -- < motd.txt
 
-Password: --pass, else $KV_PASS, else the first line of DIR/kv.pass.
+Password: --pass, else the URL's, else $KV_PASS, else the first line of
+DIR/kv.pass. Address: --host/--port/--unix, else --url, else $KV_URL.
 
 Output: text as is; bytes as UTF-8 or with \\xNN escapes; null as an empty
 line; true/false; a list one item per line; a map "key<TAB>value" lines; INFO
@@ -96,6 +93,28 @@ Examples:
     where.add_argument("--name", metavar="N", help="name this connection (see CLIENT LIST)")
     where.add_argument("--timeout", type=_seconds, metavar="S",
                        help="seconds to wait for each reply (default: no limit)")
+    where.add_argument("--url", metavar="URL",
+                       help="kv://[:password@]host[:port], kvs://... (TLS) or unix:///path "
+                            "(default $KV_URL)")
+    tls = parser.add_argument_group("TLS (the server's --tls-port, 6380 by default)")
+    tls.add_argument("--tls", action="store_true",
+                     help="connect with TLS, verifying the server's certificate against the "
+                          "system's trusted CAs")
+    tls.add_argument("--tls-ca", type=Path, metavar="FILE",
+                     help="verify the server's certificate against this CA instead (implies --tls)")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE",
+                     help="present this client certificate (with --tls-key; for kv-server --tls-ca)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the client certificate's key")
+    crypt = parser.add_argument_group(
+        "client-side encryption (values are encrypted before they leave this process)")
+    crypt.add_argument("--encrypt", action="store_true",
+                       help="encrypt the command's values with GnuPG to --key")
+    crypt.add_argument("--decrypt", action="store_true",
+                       help="decrypt encrypted values in the reply with your GnuPG secret key")
+    crypt.add_argument("--key", metavar="KEY", default=os.environ.get("KV_GPG_KEY"),
+                       help="the GnuPG recipient: fingerprint, key id or email (default $KV_GPG_KEY)")
+    crypt.add_argument("--age", type=Path, metavar="IDENTITY_FILE",
+                       help="use age instead of GnuPG, with the identity (secret key) in this file")
     run = parser.add_argument_group("running")
     run.add_argument("--typed", action="store_true",
                      help="read VALUE arguments as JSON (42 is an int, '\"42\"' text, "
@@ -128,37 +147,6 @@ def _positive(text: str) -> int:
     if count < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count >= 1")
     return count
-
-
-def resolve_password(args: argparse.Namespace) -> str:
-    """--pass, else ``KV_PASS``, else the first line of DIR/kv.pass.
-
-    Raises:
-        UsageError: none of the three gives a password.
-    """
-    if args.password:
-        return str(args.password)
-    if environ := os.environ.get("KV_PASS"):
-        return environ
-    path: Path = args.dir / PASSWORD_FILE
-    try:
-        first = path.read_text(encoding="utf-8").partition("\n")[0].rstrip("\r")
-    except (OSError, UnicodeDecodeError):
-        first = ""
-    if not first:
-        raise UsageError(f"no password: give --pass, set KV_PASS or point --dir at the "
-                         f"server's data directory ({path} is missing, unreadable or empty)")
-    return first
-
-
-def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :class:`Client` that the command line asks for.
-
-    Options left out keep the client's defaults.
-    """
-    given = {"host": args.host, "port": args.port, "name": args.name, "unix_path": args.unix}
-    return {"password": resolve_password(args), "timeout": args.timeout,
-            **{name: value for name, value in given.items() if value is not None}}
 
 
 def convert_argument(word: str, arg: Arg, typed: bool, where: str) -> object:
@@ -224,7 +212,7 @@ def read_stdin_argument(stream: BinaryIO) -> str | bytes:
         return data
 
 
-def run_command(client: Client, argv: list[object], as_json: bool) -> bool:
+def run_command(client: Client, argv: list[object], as_json: bool, crypt: Crypt | None = None) -> bool:
     """Send one command and print its reply; an error reply goes to STDERR.
 
     Returns:
@@ -235,7 +223,11 @@ def run_command(client: Client, argv: list[object], as_json: bool) -> bool:
     """
     spec = resolve(argv)
     try:
+        if crypt is not None and crypt.encrypt:
+            argv = encrypt_arguments(argv, crypt.cipher)
         reply = client.execute(*argv)
+        if crypt is not None and crypt.decrypt:
+            reply = decrypt_reply(reply, crypt.cipher)
     except (ConnectionError, TimeoutError):
         raise
     except KvError as exc:
@@ -261,28 +253,37 @@ def _run(args: argparse.Namespace, from_stdin: bool) -> int:
     else:
         runs = itertools.count() if args.poll is not None else range(1)
     succeeded = True
-    with Client(**client_options(args)) as client:
+    crypt = crypt_options(args)
+    with _client(args) as client:
         for run in runs:
             if run and args.poll:
                 time.sleep(args.poll)
             # An error reply does not stop polling: the next run may succeed.
-            succeeded = run_command(client, argv, args.json) and succeeded
+            succeeded = run_command(client, argv, args.json, crypt) and succeeded
     return 0 if succeeded else EXIT_ERROR
 
 
 def _repl(args: argparse.Namespace) -> int:
-    with Client(**client_options(args)) as client:
+    crypt = crypt_options(args)
+    with _client(args) as client:
         client.connect()  # fail now, as redis-cli does, rather than at the first command
 
         def run(words: list[str]) -> bool:
             try:
-                return run_command(client, convert_argv(words, args.typed), args.json)
+                return run_command(client, convert_argv(words, args.typed), args.json, crypt)
             except (UsageError, ConnectionError, TimeoutError) as exc:
                 print(f"(error) {exc}" if isinstance(exc, UsageError) else error_text(exc),
                       file=sys.stderr)
                 return False
 
         return run_repl(run, f"{client.config.address}> ")
+
+
+def _client(args: argparse.Namespace) -> Client:
+    try:
+        return Client(**client_options(args))
+    except ValueError as exc:  # a bad URL, or no password anywhere
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

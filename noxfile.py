@@ -6,6 +6,7 @@
     nox -s bench        kv-server vs redis-server vs the reference server, side by side
                         (KV_APPENDFSYNC=always|everysec|no: both servers write an AOF that way)
     nox -s bench_fsync  SET under each fsync policy, kv-server beside redis-server, one table
+    nox -s sdk_bench    the Python SDK (sync, trio, asyncio) beside redis-py: req/s, µs per call
     nox -s expiry       the longest pause while a million keys expire together
     nox -s persistence_figures  BGSAVE stall, snapshot load rates and AOF replay rate
     nox -s slow         the long variants (more hypothesis examples)
@@ -290,6 +291,21 @@ def bench_fsync(session: nox.Session) -> None:
         finally:
             _stop_servers(procs, work)
     print(fsync_table(rows))
+
+
+@nox.session
+def sdk_bench(session: nox.Session) -> None:
+    """kv-bench --sdk: SET and GET through one connection of each Python client.
+
+    kv Client and AsyncClient (trio, asyncio) against kv-server, redis-py (sync,
+    asyncio) against redis-server, and raw frames against both, unpipelined and
+    pipelined; kv-bench starts both servers itself, each with an AOF fsynced every
+    second. Pass kv-bench options after --, e.g. ``nox -s sdk_bench -- --sdk-requests 5000 --json``.
+    """
+    install_workspace(session)
+    session.install("redis>=5")  # redis-py, the SDK compared with; kv-tools does not depend on it
+    ensure_redis_server(session)
+    session.run("kv-bench", "--sdk", *session.posargs)
 
 
 @nox.session

@@ -18,10 +18,12 @@ By default each connection sends its next batch when the last one's replies are 
 (a closed loop, which measures saturation). ``--rate R`` sends R requests/s at fixed
 times instead and measures latency from those times (``_openloop``).
 
-Two modes replace the tests: ``--expiry KEYS`` (``_expiry_pause``) measures PING
-round trips while keys expire on the server named by ``-h``/``-p``, and
+Three modes replace the tests: ``--expiry KEYS`` (``_expiry_pause``) measures PING
+round trips while keys expire on the server named by ``-h``/``-p``,
 ``--persistence KEYS`` (``_persistence_figures``) starts its own kv-servers to
-measure the BGSAVE stall, snapshot loading and AOF replay.
+measure the BGSAVE stall, snapshot loading and AOF replay, and ``--sdk``
+(``_sdk_bench``) starts kv-server and redis-server to measure the Python SDK's
+throughput and per-call overhead beside redis-py's.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ._plot import PlotUnavailableError, load_pyplot, plot
 from ._report import Measurement, Results, header, measurement, progress_line, report, report_csv
 from ._report import report_json as report_json
 from ._report import summarize as summarize
+from ._sdk_bench import main as sdk_main
 from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
 
 WORKER_START_TIMEOUT_S = 120.0  # spawning a process and its connections on a loaded machine
@@ -255,11 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "(-h, -p and -a are not used) and measure, on KEYS string keys, the "
                              "PING stall during BGSAVE, snapshot loading in both formats and AOF "
                              "replay")
+    parser.add_argument("--sdk", action="store_true",
+                        help="instead of the tests: start kv-server and redis-server on 127.0.0.1 "
+                             "(-h, -p and -a are not used) and measure SET and GET through one "
+                             "connection of each Python client (kv Client, AsyncClient under trio "
+                             "and asyncio, redis-py sync and asyncio) and of raw frames, one call "
+                             "per command and 16 per pipeline; -d and -r apply")
+    parser.add_argument("--sdk-requests", metavar="N", type=int, default=20_000,
+                        help="--sdk: commands per run unpipelined; pipelined runs send 5 times "
+                             "as many (20000)")
     parser.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="everysec",
-                        help="the --appendfsync of the servers --persistence starts (everysec)")
+                        help="the --appendfsync of the servers --persistence and --sdk start "
+                             "(everysec)")
     parser.add_argument("--dir", metavar="DIR", type=Path,
-                        help="where --persistence makes its temporary directory, i.e. the disk "
-                             "it measures (default: the system's temporary directory)")
+                        help="where --persistence and --sdk make their temporary directory, i.e. "
+                             "the disk they measure (default: the system's temporary directory)")
     return parser
 
 
@@ -272,6 +285,12 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"{name} must be at least 1")
     if args.expiry is not None and args.expiry < 1:
         parser.error("--expiry needs at least 1 key")
+    if args.sdk:
+        if args.sdk_requests < 1 or args.data_size < 0:
+            parser.error("--sdk-requests must be at least 1 and the value size >= 0")
+        if args.expiry is not None or args.persistence is not None or args.csv:
+            parser.error("--sdk is a separate run, printed as a table or --json")
+        return  # it starts its own servers, with their own password
     if args.persistence is not None:
         if args.persistence < 1:
             parser.error("--persistence needs at least 1 key")
@@ -309,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
+    if args.sdk:
+        return sdk_main(args)
     if args.expiry is not None or args.persistence is not None:
         try:
             if args.persistence is not None:

@@ -29,8 +29,10 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-# kv-tools with its plot extra, so that kv-bench --plot is tested and type-checked too.
-PACKAGES = [f"packages/{name}" for name in ("kv-protocol", "kv-server", "kv-client[gpg,age]", "kv-tools[plot]")]
+# kv-client with its encryption extras and kv-tools with its plot extra, so that
+# GnuPG and age encryption and kv-bench --plot are tested and type-checked too.
+PACKAGES = [f"packages/{name}"
+            for name in ("kv-protocol", "kv-server", "kv-client[gpg,age]", "kv-tools[plot]")]
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 MAX_MODULE_LINES = 400
 # The reference servers of ../shared/bench, when this checkout sits beside them.

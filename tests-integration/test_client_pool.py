@@ -62,16 +62,8 @@ THREADS = 20
 INCRS_PER_THREAD = 50
 
 
-POOL_TIMEOUT_NONE_BUG = (
-    "SDK bug: _sync.py SyncPool.connection calls BoundedSemaphore.acquire(timeout="
-    "pool_timeout_s or -1); a threading.Semaphore treats a negative timeout as 'give up at "
-    "once', not 'wait for ever', so with the default pool_timeout=None a thread that finds "
-    "every connection busy gets ConnectionError('... stayed busy for None s') at once"
-)
-
-
 @pytest.mark.parametrize("pool_timeout", [
-    pytest.param(None, marks=pytest.mark.xfail(strict=True, reason=POOL_TIMEOUT_NONE_BUG)),
+    None,
     5.0,
 ], ids=["wait-forever", "bounded-wait"])
 def test_threads_share_one_client_within_its_pool(kv_server: ServerProcess,

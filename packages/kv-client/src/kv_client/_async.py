@@ -67,22 +67,26 @@ class AsyncConnection:
 
     async def request(self, commands: Sequence[Sequence[object]]) -> list[object]:
         """Send ``commands`` in one write and return their replies."""
-        core, stream = self.core, self.stream
-        payload = b"".join([core.encode_command(args) for args in commands])
-        count = len(commands)
+        config = self.core.config
         try:
-            async with self.backend.deadline(core.config.timeout_s):
-                await stream.send_all(payload)
-                replies: list[object] = []
-                while len(replies) < count:
-                    replies += core.receive_replies(await stream.receive_some())
+            if config.timeout_s is None:
+                return await self._exchange(commands)
+            async with self.backend.deadline(config.timeout_s):
+                return await self._exchange(commands)
         except ConnectionError:
             raise
         except builtins.TimeoutError:
-            raise TimeoutError(f"no reply from {core.config.address} within "
-                               f"{core.config.timeout_s} s") from None
+            raise TimeoutError(f"no reply from {config.address} within "
+                               f"{config.timeout_s} s") from None
         except OSError as exc:
-            raise ConnectionError(f"connection to {core.config.address} broke: {exc}") from exc
+            raise ConnectionError(f"connection to {config.address} broke: {exc}") from exc
+
+    async def _exchange(self, commands: Sequence[Sequence[object]]) -> list[object]:
+        core, stream = self.core, self.stream
+        await stream.send_all(b"".join([core.encode_command(args) for args in commands]))
+        replies: list[object] = []
+        while len(replies) < len(commands):
+            replies += core.receive_replies(await stream.receive_some())
         return replies
 
     def fileno(self) -> int:

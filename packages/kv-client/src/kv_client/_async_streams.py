@@ -65,11 +65,55 @@ def current_backend() -> Backend:
     raise RuntimeError(f"kv_client.AsyncClient runs under trio or asyncio, not {library}")
 
 
+class TrioSocket:
+    """A plain socket (TCP or Unix) driven directly, as kv-server's SocketTransport is.
+
+    Going through trio's SocketStream costs a scheduler trip per send and per
+    receive (about 10 µs each); here a send that the kernel takes at once, and a
+    receive whose data has arrived, cost none. Each request still waits for its
+    reply in ``wait_readable``, so it remains a checkpoint.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+
+    async def send_all(self, data: bytes) -> None:
+        import trio
+        view, sent = memoryview(data), 0
+        while sent < len(view):
+            try:
+                sent += self._sock.send(view[sent:])
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+
+    async def receive_some(self) -> bytes:
+        import trio
+        while True:
+            try:
+                return self._sock.recv(RECEIVE_BYTES)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+
+    async def aclose(self) -> None:
+        self.abort()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def abort(self) -> None:
+        import trio
+        if self._sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+
+
 class TrioStream:
-    def __init__(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+    """A TLS stream: trio's SSLStream over its SocketStream."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
         self._stream = stream
-        self._socket = stream.transport_stream.socket if hasattr(stream, "transport_stream") \
-            else stream.socket
+        self._socket = stream.transport_stream.socket
 
     async def send_all(self, data: bytes) -> None:
         import trio
@@ -102,10 +146,11 @@ class TrioBackend:
     async def connect(self, config: ClientConfig) -> Stream:
         import trio
         if config.unix_path is not None:
-            return TrioStream(await trio.open_unix_socket(str(config.unix_path)))
+            opened = await trio.open_unix_socket(str(config.unix_path))
+            return TrioSocket(socket.socket(fileno=opened.socket.detach()))
         stream = await trio.open_tcp_stream(config.host, config.port)
         if config.ssl is None:
-            return TrioStream(stream)
+            return TrioSocket(socket.socket(fileno=stream.socket.detach()))
         tls = trio.SSLStream(stream, config.ssl, server_hostname=config.server_hostname or config.host)
         try:
             await tls.do_handshake()
@@ -115,8 +160,7 @@ class TrioBackend:
         return TrioStream(tls)
 
     def semaphore(self, value: int) -> Semaphore:
-        import trio
-        return trio.Semaphore(value)
+        return _TrioSlots(value)
 
     @contextlib.asynccontextmanager
     async def deadline(self, seconds: float | None) -> AsyncIterator[None]:
@@ -131,44 +175,133 @@ class TrioBackend:
             raise TimeoutError from None
 
 
+class _TrioSlots:
+    """trio's semaphore, taken without a scheduler trip when a slot is free.
+
+    (asyncio's ``acquire`` already returns at once when it can.)
+    """
+
+    def __init__(self, value: int) -> None:
+        import trio
+        self._semaphore = trio.Semaphore(value)
+        self._would_block = trio.WouldBlock
+
+    async def acquire(self) -> None:
+        try:
+            self._semaphore.acquire_nowait()
+        except self._would_block:
+            await self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+class _AsyncioProtocol(asyncio.Protocol):
+    """Collects what arrives for :class:`AsyncioStream`.
+
+    A protocol rather than asyncio's StreamReader and StreamWriter: the client
+    reads whatever has arrived and never needs their buffering, and skipping them
+    saves about a third of the client's time per call.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.received: list[bytes] = []
+        self.closed = False
+        self.error: Exception | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake_reader()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed, self.error = True, exc
+        self._wake_reader()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+    async def readable(self) -> None:
+        self._readable = asyncio.get_running_loop().create_future()
+        try:
+            await self._readable
+        finally:
+            self._readable = None
+
+    async def writable(self) -> None:
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+
+
 class AsyncioStream:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
+    def __init__(self, protocol: _AsyncioProtocol) -> None:
+        assert protocol.transport is not None
+        self._protocol, self._transport = protocol, protocol.transport
 
     async def send_all(self, data: bytes) -> None:
-        self._writer.write(data)
-        await self._writer.drain()
+        if self._protocol.closed:
+            raise self._protocol.error or ConnectionResetError("the server closed the connection")
+        self._transport.write(data)
+        await self._protocol.writable()
 
     async def receive_some(self) -> bytes:
-        return await self._reader.read(RECEIVE_BYTES)
+        protocol = self._protocol
+        while not protocol.received:
+            if protocol.closed:
+                if protocol.error is not None:
+                    raise protocol.error
+                return b""
+            await protocol.readable()
+        data = b"".join(protocol.received)
+        protocol.received.clear()
+        return data
 
     async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+        self._transport.close()
 
     def fileno(self) -> int:
-        sock = self._writer.get_extra_info("socket")
+        sock = self._transport.get_extra_info("socket")
         return -1 if sock is None else int(sock.fileno())
 
     def abort(self) -> None:
-        self._writer.transport.abort()
+        self._transport.abort()
 
 
 class AsyncioBackend:
     name = "asyncio"
 
     async def connect(self, config: ClientConfig) -> Stream:
+        loop = asyncio.get_running_loop()
         if config.unix_path is not None:
-            reader, writer = await asyncio.open_unix_connection(str(config.unix_path))
-            return AsyncioStream(reader, writer)
-        reader, writer = await asyncio.open_connection(
-            config.host, config.port, ssl=config.ssl,
-            server_hostname=(config.server_hostname or config.host) if config.ssl else None)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return AsyncioStream(reader, writer)
+            _, protocol = await loop.create_unix_connection(_AsyncioProtocol, str(config.unix_path))
+        else:
+            # asyncio sets TCP_NODELAY on TCP connections itself.
+            _, protocol = await loop.create_connection(
+                _AsyncioProtocol, config.host, config.port, ssl=config.ssl,
+                server_hostname=(config.server_hostname or config.host) if config.ssl else None)
+        return AsyncioStream(protocol)
 
     def semaphore(self, value: int) -> Semaphore:
         return asyncio.Semaphore(value)

@@ -131,7 +131,7 @@ class SyncPool:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[SyncConnection]:
-        if not self._slots.acquire(timeout=self.config.pool_timeout_s or -1):
+        if not self._slots.acquire(timeout=self.config.pool_timeout_s):
             raise ConnectionError(f"all {self.config.max_connections} connections to "
                                   f"{self.config.address} stayed busy for "
                                   f"{self.config.pool_timeout_s} s")

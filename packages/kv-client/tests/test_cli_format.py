@@ -158,7 +158,7 @@ def test_password_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_client_options_leave_defaults_to_the_client() -> None:
-    assert client_options(parse("--pass", "p")) == {"password": "p", "timeout": None}
+    assert client_options(parse("--pass", "p")) == {"password": "p"}
     assert client_options(parse("--pass", "p", "--port", "7", "--unix", "/s", "--timeout", "1.5",
                                  "--name", "n")) == {
         "password": "p", "timeout": 1.5, "port": 7, "unix_path": Path("/s"), "name": "n"}

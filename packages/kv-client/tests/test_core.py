@@ -1,6 +1,7 @@
 import pytest
 
-from kv_client._core import ClientConfig, ClientCore
+from kv_client._config import ClientConfig
+from kv_client._core import ClientCore, encode_request
 from kv_client._errors import ConnectionError
 from kv_protocol.connection import ServerConnection
 from kv_protocol.errors import LocalProtocolError, WrongPassError, WrongTypeError
@@ -65,14 +66,27 @@ def test_close_after_a_kill_notice_says_why() -> None:
         core.receive_replies(b"")
 
 
-def test_encode_command_refuses_what_kv_cannot_store() -> None:
-    core = ready_core()
-    assert FrameDecoder().feed(core.encode_command(("SET", "k", (1, 2)))) == [["SET", "k", [1, 2]]]
+def test_encode_request_refuses_what_kv_cannot_store() -> None:
+    config = ClientConfig(PASSWORD)
+    assert FrameDecoder().feed(encode_request(config, [("SET", "k", (1, 2)), ("GET", "k")])) == [
+        ["SET", "k", [1, 2]], ["GET", "k"]]
     with pytest.raises(LocalProtocolError, match="argument 2 of 'SET' is a set"):
-        core.encode_command(("SET", "k", {1, 2}))
+        encode_request(config, [("SET", "k", {1, 2})])
     with pytest.raises(LocalProtocolError, match="is a list"):
-        core.encode_command(("SET", "k", [object()]))
+        encode_request(config, [("SET", "k", [object()])])
     with pytest.raises(LocalProtocolError, match="starts with its name"):
-        core.encode_command((b"SET", "k"))
+        encode_request(config, [(b"SET", "k")])
     with pytest.raises(LocalProtocolError, match="starts with its name"):
-        core.encode_command(())
+        encode_request(config, [()])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timeout_s": 0}, "timeout must be a number of seconds > 0"),
+    ({"pool_timeout_s": -1.0}, "pool_timeout must be"),
+    ({"connect_timeout_s": float("nan")}, "connect_timeout must be"),
+    ({"max_connections": 0}, "max_connections must be a whole number >= 1"),
+    ({"health_check_s": -1.0}, "health_check_interval must be >= 0"),
+])
+def test_bad_options_are_refused_when_the_client_is_made(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClientConfig(PASSWORD, **options)  # type: ignore[arg-type]

@@ -269,23 +269,38 @@ def test_replies_are_walked_and_only_envelopes_are_decrypted() -> None:
         return encrypt_value(value, XOR)
 
     reply = [0, b"plain", enc(1), [enc([1, 2]), 3, None], {"f": enc("x"), b"g": b"raw", "n": [enc(2.5)]}]
-    assert decrypt_reply(reply, XOR) == [
+    assert decrypt_reply(["LRANGE", "q", 0, -1], reply, XOR) == [
         0, b"plain", 1, [[1, 2], 3, None], {"f": "x", b"g": b"raw", "n": [2.5]}]
+
+
+@pytest.mark.parametrize("argv", [["KEYS", "*"], ["SCAN", 0], ["RANDOMKEY"], ["HKEYS", "h"],
+                                  ["HFIND", "h", "x"], ["NOSUCHCOMMAND"], ["CLIENT", "LIST"]])
+def test_replies_that_name_keys_or_fields_are_never_decrypted(argv: list[object]) -> None:
+    # A key named like an envelope is a name: decrypting it would fail, or show
+    # whatever plaintext its creator chose as if it were the key.
+    name = encrypt_value("looks like a value", XOR)
+    assert decrypt_reply(argv, [name], XOR) == [name]
+
+
+@pytest.mark.parametrize("argv", [["GET", "k"], ["MGET", "a"], ["LPOP", "q"], ["HGETALL", "h"],
+                                  ["HVALS", "h"], ["ECHO", "m"], ["GETDEL", "k"], ["LMOVE", "a", "b"]])
+def test_replies_that_hold_values_are_decrypted(argv: list[object]) -> None:
+    assert decrypt_reply(argv, [encrypt_value(7, XOR)], XOR) == [7]
 
 
 def test_a_decrypted_value_is_not_decrypted_again() -> None:
     inner = encrypt_value("secret", XOR)
-    assert decrypt_reply(encrypt_value(inner, XOR), XOR) == inner
+    assert decrypt_reply(["GET", "k"], encrypt_value(inner, XOR), XOR) == inner
 
 
 def test_a_reply_from_another_scheme_names_both() -> None:
     with pytest.raises(DecryptionError, match="'gpg', but the cipher is 'xor'"):
-        decrypt_reply([encrypt_value(1, FixedCipher(b"", name="gpg"))], XOR)
+        decrypt_reply(["MGET", "k"], [encrypt_value(1, FixedCipher(b"", name="gpg"))], XOR)
 
 
 def test_error_instances_and_other_objects_pass_through() -> None:
     error = ServerError("boom")
-    assert decrypt_reply([error, "text", 7], XOR) == [error, "text", 7]
+    assert decrypt_reply(["MGET", "a", "b", "c"], [error, "text", 7], XOR) == [error, "text", 7]
 
 
 # -- GnuPG ------------------------------------------------------------------------

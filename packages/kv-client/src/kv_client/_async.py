@@ -24,7 +24,7 @@ from ._async_streams import Backend, Semaphore, Stream, current_backend
 from ._commands_async import AsyncCommands
 from ._commands_base import as_is
 from ._config import ClientConfig, ClientOptions
-from ._core import ClientCore, may_retry
+from ._core import PING, ClientCore, decrypt_replies, encode_request, may_retry
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
 from ._pool import IdleConnections
@@ -65,14 +65,14 @@ class AsyncConnection:
             raise
         return cls(core, stream, backend)
 
-    async def request(self, commands: Sequence[Sequence[object]]) -> list[object]:
-        """Send ``commands`` in one write and return their replies."""
+    async def request(self, payload: bytes, count: int) -> list[object]:
+        """Send ``payload`` (``count`` commands) and return their replies."""
         config = self.core.config
         try:
             if config.timeout_s is None:
-                return await self._exchange(commands)
+                return await self.exchange(payload, count)
             async with self.backend.deadline(config.timeout_s):
-                return await self._exchange(commands)
+                return await self.exchange(payload, count)
         except ConnectionError:
             raise
         except builtins.TimeoutError:
@@ -81,11 +81,12 @@ class AsyncConnection:
         except OSError as exc:
             raise ConnectionError(f"connection to {config.address} broke: {exc}") from exc
 
-    async def _exchange(self, commands: Sequence[Sequence[object]]) -> list[object]:
+    async def exchange(self, payload: bytes, count: int) -> list[object]:
+        """The request without a deadline or error mapping: the caller's."""
         core, stream = self.core, self.stream
-        await stream.send_all(b"".join([core.encode_command(args) for args in commands]))
+        await stream.send_all(payload)
         replies: list[object] = []
-        while len(replies) < len(commands):
+        while len(replies) < count:
             replies += core.receive_replies(await stream.receive_some())
         return replies
 
@@ -138,15 +139,17 @@ class AsyncPool:
             if not stale:
                 return connection
             try:
-                await connection.request([("PING",)])
+                async with self.backend.deadline(self.config.health_check_timeout_s):
+                    await connection.exchange(PING, 1)
                 return connection
-            except (ConnectionError, TimeoutError):
+            except (OSError, builtins.TimeoutError, ConnectionError):
                 connection.abort()
         return await AsyncConnection.open(self.config, self.backend)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self._generation += 1
-        self._idle.drain()
+        for connection in self._idle.drain():
+            await connection.stream.aclose()
 
 
 class AsyncPipeline(PipelineBase):
@@ -212,13 +215,14 @@ class AsyncClient(AsyncCommands):
         return self._pool.last_session if self._pool else None
 
     def _connections(self) -> AsyncPool:
-        backend = current_backend()
-        if self._pool is None:
-            self._pool = AsyncPool(self.config, backend)
-        elif self._pool.backend.name != backend.name:
-            raise RuntimeError(f"this AsyncClient runs under {self._pool.backend.name}, "
-                               f"not {backend.name}")
-        return self._pool
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = AsyncPool(self.config, current_backend())
+        elif not pool.backend.running():
+            raise RuntimeError(f"this AsyncClient belongs to another {pool.backend.name} event "
+                               "loop, now finished or elsewhere: make one client per trio.run "
+                               "or asyncio.run")
+        return pool
 
     async def connect(self) -> None:
         """Open a connection now rather than on first use (it goes to the pool)."""
@@ -254,22 +258,24 @@ class AsyncClient(AsyncCommands):
                 return
 
     async def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
-        pool = self._connections()
+        config, pool = self.config, self._connections()
+        payload, count = encode_request(config, commands), len(commands)
         sent = False
         try:
             async with pool.connection() as connection:
                 sent = True
-                return await connection.request(commands)
+                replies = await connection.request(payload, count)
         except ConnectionError:
-            if not sent or not may_retry(self.config, commands):
+            if not sent or not may_retry(config, commands):
                 raise
-        async with pool.connection() as connection:
-            return await connection.request(commands)
+            async with pool.connection() as connection:
+                replies = await connection.request(payload, count)
+        return decrypt_replies(config, commands, replies)
 
     async def aclose(self) -> None:
         """Close the pool's connections; the next command opens a new one."""
         if self._pool is not None:
-            self._pool.close()
+            await self._pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self

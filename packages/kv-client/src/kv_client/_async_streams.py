@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import sniffio
 
@@ -26,6 +26,9 @@ from ._core import RECEIVE_BYTES
 
 if TYPE_CHECKING:
     import trio
+
+CLOSE_TIMEOUT_S: Final = 1.0
+"""How long closing a connection may wait for the server's side of a TLS goodbye."""
 
 
 class Stream(Protocol):
@@ -45,6 +48,10 @@ class Backend(Protocol):
     """What the async client needs from an event loop library."""
 
     name: str
+
+    def running(self) -> bool:
+        """Whether the event loop this backend was made in is the one running now:
+        a pool's connections belong to one loop (asyncio) or run (trio)."""
 
     async def connect(self, config: ClientConfig) -> Stream: ...
     def semaphore(self, value: int) -> Semaphore: ...
@@ -143,6 +150,17 @@ class TrioStream:
 class TrioBackend:
     name = "trio"
 
+    def __init__(self) -> None:
+        import trio
+        self._token = trio.lowlevel.current_trio_token()
+
+    def running(self) -> bool:
+        import trio
+        try:
+            return trio.lowlevel.current_trio_token() is self._token
+        except RuntimeError:
+            return False
+
     async def connect(self, config: ClientConfig) -> Stream:
         import trio
         if config.unix_path is not None:
@@ -154,9 +172,11 @@ class TrioBackend:
         tls = trio.SSLStream(stream, config.ssl, server_hostname=config.server_hostname or config.host)
         try:
             await tls.do_handshake()
-        except trio.BrokenResourceError as exc:
-            await trio.aclose_forcefully(stream)
-            raise OSError(f"TLS handshake failed: {exc.__cause__ or exc}") from exc
+        except BaseException as exc:  # refused, timed out or cancelled: close the socket
+            stream.socket.close()
+            if isinstance(exc, trio.BrokenResourceError):
+                raise OSError(f"TLS handshake failed: {exc.__cause__ or exc}") from exc
+            raise
         return TrioStream(tls)
 
     def semaphore(self, value: int) -> Semaphore:
@@ -215,6 +235,7 @@ class _AsyncioProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.received.append(data)
@@ -229,6 +250,8 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.closed, self.error = True, exc
         self._wake_reader()
         self.resume_writing()
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def pause_writing(self) -> None:
         if self._writable is None:
@@ -279,7 +302,13 @@ class AsyncioStream:
         return data
 
     async def aclose(self) -> None:
+        # A TLS transport closes its socket only after the close_notify exchange: wait
+        # for it (briefly), or asyncio.run may end first and leave the socket open.
         self._transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._protocol.lost), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self._transport.abort()
 
     def fileno(self) -> int:
         sock = self._transport.get_extra_info("socket")
@@ -291,6 +320,15 @@ class AsyncioStream:
 
 class AsyncioBackend:
     name = "asyncio"
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def running(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     async def connect(self, config: ClientConfig) -> Stream:
         loop = asyncio.get_running_loop()

@@ -227,7 +227,7 @@ def run_command(client: Client, argv: list[object], as_json: bool, crypt: Crypt 
             argv = encrypt_arguments(argv, crypt.cipher)
         reply = client.execute(*argv)
         if crypt is not None and crypt.decrypt:
-            reply = decrypt_reply(reply, crypt.cipher)
+            reply = decrypt_reply(argv, reply, crypt.cipher)
     except (ConnectionError, TimeoutError):
         raise
     except KvError as exc:

@@ -56,8 +56,8 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     """
     given = {"host": args.host, "port": args.port, "name": args.name, "unix_path": args.unix,
              "url": args.url, "ssl": tls_context(args)}
-    options = {"timeout": args.timeout,
-               **{name: value for name, value in given.items() if value is not None}}
+    options = {"timeout": args.timeout} if args.timeout is not None else {}
+    options |= {name: value for name, value in given.items() if value is not None}
     url = args.url or (None if args.host or args.port or args.unix else os.environ.get("KV_URL"))
     if args.password or not url or not parse_url(url).get("password"):
         options["password"] = resolve_password(args)

@@ -79,6 +79,15 @@ def command_methods() -> list[Method]:
 
 
 def _check_recordable(owner: str, function: ast.FunctionDef) -> None:
+    """Stop on what the generator cannot copy faithfully, rather than copy it wrong."""
+    args = function.args
+    if args.posonlyargs or args.kwarg is not None:
+        raise SystemExit(f"{owner}.{function.name}: positional-only parameters and **kwargs are "
+                         "not copied by kv_client._codegen; use plain or keyword-only parameters")
+    docstring = ast.get_docstring(function) or ""
+    if "\\" in docstring or '"""' in docstring:
+        raise SystemExit(f"{owner}.{function.name}: a docstring with a backslash or triple quotes "
+                         "cannot be copied as it is")
     body = function.body[1:] if ast.get_docstring(function) is not None else function.body
     calls = [node for node in ast.walk(function) if isinstance(node, ast.Call)
              and isinstance(node.func, ast.Attribute) and node.func.attr == "_call"]
@@ -91,7 +100,7 @@ def _check_recordable(owner: str, function: ast.FunctionDef) -> None:
 def _parameters(function: ast.FunctionDef) -> list[str]:
     args = function.args
     rendered: list[str] = []
-    positional = args.posonlyargs + args.args
+    positional = args.args
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
     defaults += args.defaults
     for arg, default in zip(positional, defaults, strict=True):
@@ -117,7 +126,7 @@ def _parameter(arg: ast.arg, default: ast.expr | None) -> str:
 def _arguments(function: ast.FunctionDef) -> list[str]:
     """The call that passes every parameter on as it was given."""
     args = function.args
-    passed = [arg.arg for arg in (args.posonlyargs + args.args)[1:]]
+    passed = [arg.arg for arg in args.args[1:]]
     if args.vararg is not None:
         passed.append("*" + args.vararg.arg)
     passed += [f"{arg.arg}={arg.arg}" for arg in args.kwonlyargs]

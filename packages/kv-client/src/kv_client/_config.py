@@ -29,6 +29,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6378
 # Connecting includes the handshake, whose key derivation takes ~0.2 s the first time.
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
+# Enough for a busy threaded or async program; the server's limit is far higher.
 DEFAULT_MAX_CONNECTIONS: Final = 50
 # An idle pooled connection older than this is PINGed before it is used again.
 DEFAULT_HEALTH_CHECK_S: Final = 30.0
@@ -92,6 +93,23 @@ class ClientConfig:
     retry_writes: bool = False
     encryption: Cipher | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "timeout_s", "pool_timeout_s"):
+            seconds = getattr(self, name)
+            if seconds is not None and not seconds > 0:
+                raise ValueError(f"{name.removesuffix('_s')} must be a number of seconds > 0, "
+                                 f"or None to wait for ever (got {seconds!r})")
+        if not self.health_check_s >= 0:
+            raise ValueError(f"health_check_interval must be >= 0 seconds (got {self.health_check_s!r})")
+        if type(self.max_connections) is not int or self.max_connections < 1:
+            raise ValueError(f"max_connections must be a whole number >= 1 (got {self.max_connections!r})")
+
+    @property
+    def health_check_timeout_s(self) -> float:
+        """How long a health-check PING may take: a connection that cannot answer a
+        PING in the time allowed to connect is replaced."""
+        return self.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S
+
     @classmethod
     def create(cls, password: str | None, **options: object) -> ClientConfig:
         """A config; without a password, the one in the ``KV_PASS`` environment variable."""
@@ -109,6 +127,8 @@ class ClientConfig:
         if url is None and host is None and port is None and "unix_path" not in options:
             url = os.environ.get("KV_URL") or None
         merged = parse_url(str(url)) if url is not None else {}
+        if options.get("ssl") is True and isinstance(merged.get("ssl"), _ssl.SSLContext):
+            del options["ssl"]  # TLS on, with the URL's own CA
         merged.update(options)
         if host is not None:
             merged["host"] = host
@@ -120,7 +140,8 @@ class ClientConfig:
     def address(self) -> str:
         if self.unix_path:
             return f"unix:{self.unix_path}"
-        return f"{'tls:' if self.ssl else ''}{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'tls:' if self.ssl else ''}{host}:{self.port}"
 
 
 def _config_fields(options: dict[str, object]) -> dict[str, object]:
@@ -167,14 +188,19 @@ def parse_url(url: str) -> dict[str, object]:
     query = parse_qs(parts.query, keep_blank_values=True)
     for name, values in query.items():
         value = values[-1]
-        if name in ("timeout", "connect_timeout", "pool_timeout", "health_check_interval"):
-            options[name] = _seconds(url, name, value)
+        if name in ("timeout", "connect_timeout", "pool_timeout"):
+            options[name] = _seconds(url, name, value, none_allowed=True)
+        elif name == "health_check_interval":
+            options[name] = _seconds(url, name, value, none_allowed=False)
         elif name in ("name", "password"):
             options[name] = value
         elif name == "max_connections":
             options[name] = _count(url, name, value)
         elif name == "ca" and parts.scheme == "kvs":
-            options["ssl"] = _ssl.create_default_context(cafile=value)
+            try:
+                options["ssl"] = _ssl.create_default_context(cafile=value)
+            except (OSError, _ssl.SSLError) as exc:
+                raise ValueError(f"{_redacted(url)}: cannot load the CA file: {exc}") from None
         else:
             raise ValueError(f"{_redacted(url)}: unknown parameter {name!r}")
     if parts.scheme == "kvs":
@@ -182,15 +208,16 @@ def parse_url(url: str) -> dict[str, object]:
     return options
 
 
-def _seconds(url: str, name: str, value: str) -> float | None:
-    if value.lower() in ("", "none"):
+def _seconds(url: str, name: str, value: str, *, none_allowed: bool) -> float | None:
+    if none_allowed and value.lower() in ("", "none"):
         return None
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not seconds >= 0:
-        raise ValueError(f"{_redacted(url)}: {name} must be seconds (a number >= 0) or none")
+    if not (seconds > 0 or (seconds == 0 and not none_allowed)):
+        raise ValueError(f"{_redacted(url)}: {name} must be seconds (a number > 0)"
+                         + (" or none" if none_allowed else ""))
     return seconds
 
 
@@ -203,8 +230,8 @@ def _count(url: str, name: str, value: str) -> int:
 def _redacted(url: str) -> str:
     """The URL without its password, for error messages."""
     parts = urlsplit(url)
-    if parts.password is None and "password=" not in parts.query:
-        return url
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=f":***@{netloc}" if parts.password is not None else netloc,
-                          query="...").geturl()
+    if parts.password is not None:
+        netloc = f":***@{netloc}"
+    query = "..." if "password=" in parts.query else parts.query
+    return parts._replace(netloc=netloc, query=query).geturl()

@@ -26,15 +26,17 @@ from typing import Final
 
 from kv_protocol.commands import Flag, resolve
 from kv_protocol.connection import ClientConnection, Session, State
-from kv_protocol.errors import LocalProtocolError
+from kv_protocol.errors import KvError, LocalProtocolError
+from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_frame
 from kv_protocol.messages import PUSH, REPLY, Push, decode_message
 from kv_protocol.values import is_value, type_name
 
 from ._config import ClientConfig
-from ._encryption import Cipher, DecryptionError, decrypt_reply, encrypt_arguments
+from ._encryption import DecryptionError, decrypt_reply, encrypt_arguments
 from ._errors import ConnectionError
 
 RECEIVE_BYTES: Final = 65536
+"""One read's size: large enough that a pipeline's replies usually arrive in one."""
 
 
 class ClientCore:
@@ -70,33 +72,14 @@ class ClientCore:
         self.connection.receive_data(data)
         return self.connection.state is State.READY
 
-    def encode_command(self, args: Sequence[object]) -> bytes:
-        """The frame for one command.
-
-        Raises:
-            LocalProtocolError: an argument is not something kv can store or send.
-        """
-        if not args or not isinstance(args[0], str):
-            raise LocalProtocolError("a command starts with its name, as text")
-        for index, arg in enumerate(args):
-            if not is_value(arg):
-                raise LocalProtocolError(
-                    f"argument {index} of {args[0]!r} is a {type_name(arg)}; kv sends null, bool, "
-                    "int, float, text, bytes, lists and maps (with scalar keys)"
-                )
-        if self.config.encryption is not None:
-            args = encrypt_arguments(args, self.config.encryption)
-        return self.connection.send_command(args)
-
     def receive_replies(self, data: bytes) -> list[object]:
         """Feed bytes; the replies now complete (values, or KvError instances)."""
         if not data:
             raise self.closed_error()
         replies: list[object] = []
-        cipher = self.config.encryption
         for item in self.connection.receive_data(data):
             if type(item) is list and len(item) == 2 and item[0] == REPLY and type(item[0]) is int:
-                replies.append(item[1] if cipher is None else _decrypted(item[1], cipher))
+                replies.append(item[1])
                 continue
             kind, payload = decode_message(item)
             if kind == PUSH:
@@ -113,16 +96,57 @@ class ClientCore:
         return ConnectionError(f"{self.config.address} closed the connection{reason}")
 
 
-def _decrypted(reply: object, cipher: Cipher) -> object:
-    """The reply decrypted; a value that cannot be is returned as the error, as error replies are.
+PING: Final = encode_frame(["PING"], DEFAULT_MAX_FRAME_SIZE)
+"""The health check of a long-idle pooled connection, encoded once."""
 
-    Returning it (rather than raising mid-stream) keeps the replies that follow
-    in step with their requests, and a pipeline keeps every other result.
+
+def encode_request(config: ClientConfig, commands: Sequence[Sequence[object]]) -> bytes:
+    """The frames of a request, made before a connection is taken for it.
+
+    So a local error (a value kv cannot store, a command encryption refuses)
+    costs no connection: nothing was sent, and the connection stays pooled.
+
+    Raises:
+        LocalProtocolError: an argument is not something kv can store or send.
+        EncryptionError: with ``config.encryption``, a command that cannot work on
+            ciphertext, or a failing cipher.
     """
-    try:
-        return decrypt_reply(reply, cipher)
-    except DecryptionError as exc:
-        return exc
+    cipher = config.encryption
+    frames = []
+    for args in commands:
+        if not args or not isinstance(args[0], str):
+            raise LocalProtocolError("a command starts with its name, as text")
+        for index, arg in enumerate(args):
+            if not is_value(arg):
+                raise LocalProtocolError(
+                    f"argument {index} of {args[0]!r} is a {type_name(arg)}; kv sends null, bool, "
+                    "int, float, text, bytes, lists and maps (with scalar keys)"
+                )
+        frames.append(encode_frame(list(args) if cipher is None else encrypt_arguments(args, cipher),
+                                   DEFAULT_MAX_FRAME_SIZE))
+    return b"".join(frames)
+
+
+def decrypt_replies(config: ClientConfig, commands: Sequence[Sequence[object]],
+                    replies: list[object]) -> list[object]:
+    """The replies with their encrypted values decrypted, when the client encrypts.
+
+    A value that cannot be decrypted becomes its :class:`DecryptionError` in the
+    list, as error replies are, so that a pipeline keeps every other result. A
+    cipher that fails with anything else is reported the same way, typed.
+    """
+    cipher = config.encryption
+    if cipher is None:
+        return replies
+    decrypted: list[object] = []
+    for args, reply in zip(commands, replies, strict=True):
+        try:
+            decrypted.append(reply if isinstance(reply, KvError) else decrypt_reply(args, reply, cipher))
+        except DecryptionError as exc:
+            decrypted.append(exc)
+        except Exception as exc:  # a user's cipher: whatever it raises, the reply is lost
+            decrypted.append(DecryptionError(f"the {cipher.name} cipher failed: {exc!r}"))
+    return decrypted
 
 
 def may_retry(config: ClientConfig, commands: Sequence[Sequence[object]]) -> bool:

@@ -33,9 +33,12 @@ The policy, decided per command from the command table:
 - Passed unchanged: commands the table does not know, since the client cannot
   tell which of their arguments are values.
 
-Replies are walked whole (:func:`decrypt_reply`): every bytes value that carries the
-envelope is decrypted, and anything else (a count, a key, a value stored before
-encryption was turned on) is returned as it is.
+Replies of the commands that answer stored values (:func:`answers_values`: the
+string, list and hash families but HKEYS and HFIND, and ECHO and PING) are walked
+(:func:`decrypt_reply`): every bytes value that carries the envelope is
+decrypted, and anything else (a count, a value stored before encryption was
+turned on) is returned as it is. Replies that name keys or fields (KEYS, SCAN,
+HKEYS...) are never decrypted: a key name that looks like an envelope is a name.
 
 Not covered: a ciphertext is not bound to its key, so whoever controls the server
 can move or replay a value from one key to another, and a public key lets anyone
@@ -189,20 +192,42 @@ def encrypt_arguments(args: Sequence[object], cipher: Cipher) -> list[object]:
     return encrypted
 
 
-def decrypt_reply(reply: object, cipher: Cipher) -> object:
-    """``reply`` with every enveloped bytes value in it decrypted.
+VALUE_FAMILIES: Final = frozenset({"string", "list", "hash"})
+"""The table's families whose replies hold stored values, where not in :data:`ANSWERS_NAMES`."""
+ANSWERS_NAMES: Final = frozenset({"HKEYS", "HFIND"})
+"""Commands of those families that answer field names, never values."""
+ECHOES_VALUES: Final = frozenset({"PING", "ECHO"})
+"""Commands that send an encrypted argument back."""
 
-    Lists and the values of maps are walked (map keys are field names, never
-    encrypted); a decrypted value is returned as it is, not walked again, so a
-    stored value that itself holds an envelope's bytes comes back unchanged.
+
+def answers_values(argv: Sequence[object]) -> bool:
+    """Whether the reply to ``argv`` holds stored values (which may be encrypted)."""
+    spec = resolve(argv)
+    if spec is None:
+        return False
+    return spec.name in ECHOES_VALUES or (
+        spec.group in VALUE_FAMILIES and spec.name not in ANSWERS_NAMES)
+
+
+def decrypt_reply(argv: Sequence[object], reply: object, cipher: Cipher) -> object:
+    """The reply to ``argv`` with every enveloped value in it decrypted.
+
+    Only replies that hold values are touched (:func:`answers_values`). Lists and
+    the values of maps are walked (map keys are field names, never encrypted); a
+    decrypted value is returned as it is, not walked again, so a stored value that
+    itself holds an envelope's bytes comes back unchanged.
 
     Raises:
         DecryptionError: as :func:`decrypt_value`, for any enveloped value.
     """
+    return _decrypted(reply, cipher) if answers_values(argv) else reply
+
+
+def _decrypted(reply: object, cipher: Cipher) -> object:
     if type(reply) is bytes:
         return decrypt_value(reply, cipher) if reply.startswith(MAGIC) else reply
     if type(reply) is list:
-        return [decrypt_reply(item, cipher) for item in reply]
+        return [_decrypted(item, cipher) for item in reply]
     if type(reply) is dict:
-        return {key: decrypt_reply(item, cipher) for key, item in reply.items()}
+        return {key: _decrypted(item, cipher) for key, item in reply.items()}
     return reply

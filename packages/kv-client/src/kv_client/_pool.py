@@ -8,14 +8,14 @@ trio's or asyncio's) and keep the idle ones here. Rules:
 - an idle connection whose socket is readable is dropped: the server closed it
   (a restart, CLIENT KILL, idle timeout) or pushed a notice before closing, and
   nothing else may arrive on an idle connection;
-- one idle for longer than the health-check interval is PINGed before reuse;
-- after a ``fork``, the parent's connections are forgotten, not used: two
-  processes writing to one socket would interleave their frames.
+- one idle for longer than the health-check interval is PINGed before reuse.
+
+After a ``fork`` the blocking pool starts afresh in the child (``_sync.py``):
+two processes writing to one socket would interleave their frames.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import time
 from dataclasses import dataclass
@@ -45,16 +45,12 @@ class IdleConnections(Generic[C]):
     def __init__(self, health_check_s: float) -> None:
         self.health_check_s = health_check_s
         self._idle: list[_Idle[C]] = []
-        self._pid = os.getpid()
 
     def take(self) -> tuple[C, bool] | None:
         """An idle connection and whether it needs a PING first, or None.
 
         Connections found closed on the way are aborted.
         """
-        if os.getpid() != self._pid:
-            self._idle.clear()
-            self._pid = os.getpid()
         now = time.monotonic()
         while self._idle:
             idle = self._idle.pop()
@@ -67,19 +63,18 @@ class IdleConnections(Generic[C]):
     def give_back(self, connection: C) -> None:
         self._idle.append(_Idle(connection, time.monotonic()))
 
-    def drain(self) -> None:
-        """Abort every idle connection: the pool is closing."""
-        for idle in self._idle:
-            idle.connection.abort()
+    def drain(self) -> list[C]:
+        """Every idle connection, removed, for the closing pool to close."""
+        connections = [idle.connection for idle in self._idle]
         self._idle.clear()
-
-    def __len__(self) -> int:
-        return len(self._idle)
+        return connections
 
 
 def _readable(connection: PooledConnection) -> bool:
-    try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
-    except (OSError, ValueError):  # closed underneath us
+    # poll, not select: select cannot watch a descriptor numbered 1024 or more.
+    fileno = connection.fileno()
+    if fileno < 0:  # closed underneath us
         return True
-    return bool(readable)
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    return bool(poller.poll(0))

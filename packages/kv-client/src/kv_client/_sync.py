@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
@@ -23,7 +25,7 @@ from kv_protocol.errors import KvError
 from ._commands import Commands
 from ._commands_base import as_is
 from ._config import ClientConfig, ClientOptions
-from ._core import RECEIVE_BYTES, ClientCore, may_retry
+from ._core import PING, RECEIVE_BYTES, ClientCore, decrypt_replies, encode_request, may_retry
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
 from ._pool import IdleConnections
@@ -38,6 +40,9 @@ class SyncConnection:
         self.core = ClientCore(config)
         try:
             self.sock = self._open(config)
+        except builtins.TimeoutError:  # socket.timeout; also a TLS handshake's
+            raise TimeoutError(f"cannot connect to {config.address} within "
+                               f"{config.connect_timeout_s} s") from None
         except ssl.SSLError as exc:
             raise ConnectionError(f"TLS with {config.address} failed: {exc}") from exc
         except OSError as exc:
@@ -84,21 +89,29 @@ class SyncConnection:
         except OSError as exc:
             raise ConnectionError(f"handshake with {core.config.address} failed: {exc}") from exc
 
-    def request(self, commands: Sequence[Sequence[object]]) -> list[object]:
-        """Send ``commands`` in one write and return their replies."""
+    def request(self, payload: bytes, count: int, timeout_s: float | None) -> list[object]:
+        """Send ``payload`` (``count`` commands) and return their replies.
+
+        ``timeout_s`` bounds the whole request, however many reads its replies take.
+        """
         core, sock = self.core, self.sock
-        payload = b"".join([core.encode_command(args) for args in commands])
-        count = len(commands)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if timeout_s != core.config.timeout_s:
+            sock.settimeout(timeout_s)
         try:
             sock.sendall(payload)
             replies: list[object] = []
             while len(replies) < count:
+                if deadline is not None and replies:
+                    sock.settimeout(max(deadline - time.monotonic(), 1e-6))
                 replies += core.receive_replies(sock.recv(RECEIVE_BYTES))
+            if deadline is not None:
+                sock.settimeout(core.config.timeout_s)
         except ConnectionError:
             raise
         except builtins.TimeoutError:
             raise TimeoutError(f"no reply from {core.config.address} within "
-                               f"{core.config.timeout_s} s") from None
+                               f"{timeout_s} s") from None
         except OSError as exc:
             raise ConnectionError(f"connection to {core.config.address} broke: {exc}") from exc
         return replies
@@ -108,8 +121,6 @@ class SyncConnection:
 
     def abort(self) -> None:
         self.sock.close()
-
-    close = abort
 
 
 class SyncPool:
@@ -123,14 +134,22 @@ class SyncPool:
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        self._slots = threading.BoundedSemaphore(config.max_connections)
-        self._lock = threading.Lock()
-        self._idle: IdleConnections[SyncConnection] = IdleConnections(config.health_check_s)
-        self._generation = 0
         self.last_session: Session | None = None
+        self._generation = 0
+        self._start()
+
+    def _start(self) -> None:
+        """Empty: at creation, and in a forked child, where the parent's connections,
+        and its lock and semaphore as another thread held them, are not to be used."""
+        self._pid = os.getpid()
+        self._slots = threading.BoundedSemaphore(self.config.max_connections)
+        self._lock = threading.Lock()
+        self._idle: IdleConnections[SyncConnection] = IdleConnections(self.config.health_check_s)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[SyncConnection]:
+        if self._pid != os.getpid():
+            self._start()
         if not self._slots.acquire(timeout=self.config.pool_timeout_s):
             raise ConnectionError(f"all {self.config.max_connections} connections to "
                                   f"{self.config.address} stayed busy for "
@@ -140,14 +159,14 @@ class SyncPool:
             try:
                 yield connection
             except BaseException:
-                connection.close()
+                connection.abort()
                 raise
             self.last_session = connection.core.session
             with self._lock:
                 if generation == self._generation:
                     self._idle.give_back(connection)
                     return
-            connection.close()
+            connection.abort()
         finally:
             self._slots.release()
 
@@ -159,17 +178,19 @@ class SyncPool:
             if not stale:
                 return connection, generation
             try:
-                connection.request([("PING",)])
+                connection.request(PING, 1, self.config.health_check_timeout_s)
                 return connection, generation
             except (ConnectionError, TimeoutError):
-                connection.close()
+                connection.abort()
         return SyncConnection(self.config), generation
 
     def close(self) -> None:
         """Close the idle connections; those in use close when given back."""
         with self._lock:
             self._generation += 1
-            self._idle.drain()
+            idle = self._idle.drain()
+        for connection in idle:
+            connection.abort()
 
 
 class Pipeline(PipelineBase):
@@ -253,16 +274,19 @@ class Client(Commands):
         return Pipeline(self)
 
     def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
+        config = self.config
+        payload, count = encode_request(config, commands), len(commands)
         sent = False
         try:
             with self._pool.connection() as connection:
                 sent = True
-                return connection.request(commands)
+                replies = connection.request(payload, count, config.timeout_s)
         except ConnectionError:
-            if not sent or not may_retry(self.config, commands):
+            if not sent or not may_retry(config, commands):
                 raise
-        with self._pool.connection() as connection:
-            return connection.request(commands)
+            with self._pool.connection() as connection:
+                replies = connection.request(payload, count, config.timeout_s)
+        return decrypt_replies(config, commands, replies)
 
     def close(self) -> None:
         """Close the pool's connections; the next command opens a new one."""

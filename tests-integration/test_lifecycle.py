@@ -12,6 +12,8 @@ import pytest
 
 from integration_helpers import PASSWORD, ServerProcess, start_server
 from kv_client import Client, ConnectionError
+from kv_client._core import encode_request
+from kv_client._sync import SyncConnection
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -19,8 +21,14 @@ def test_signals_shut_down_gracefully_and_tell_clients(tmp_path: Path, sig: int)
     server = start_server(tmp_path / "data")
     kv = server.client()
     assert kv.ping() == "PONG"
+    connection = SyncConnection(kv.config)  # a bare connection, to read the notice itself
     assert server.stop(sig) == 0
-    with pytest.raises(ConnectionError, match="server is shutting down"):
+    assert connection.core.receive_replies(connection.sock.recv(65536)) == []
+    assert connection.core.close_reason == "server is shutting down"
+    connection.abort()
+    # The client's pooled connection was closed while idle: it is dropped, and the
+    # next command finds no server rather than a dead socket.
+    with pytest.raises(ConnectionError, match="cannot connect"):
         kv.ping()
     kv.close()
     assert "shutting down gracefully" in server.log()
@@ -29,11 +37,16 @@ def test_signals_shut_down_gracefully_and_tell_clients(tmp_path: Path, sig: int)
 def test_client_kill_closes_the_other_connection(kv_server: ServerProcess, client: Client) -> None:
     with kv_server.client() as victim:
         victim_id = victim.client_id()
-        assert client.client_kill(victim_id) == 1
+        bare = SyncConnection(victim.config)  # a bare connection, to read the notice itself
+        [bare_id] = bare.request(encode_request(victim.config, [("CLIENT", "ID")]), 1, 5.0)
+        assert client.client_kill(victim_id, bare_id) == 2
         with pytest.raises(ConnectionError, match=f"killed by client {client.client_id()}"):
-            victim.ping()
-        assert victim.ping() == "PONG"  # a new connection on the next command
-        assert victim.client_id() != victim_id
+            bare.request(encode_request(victim.config, [("PING",)]), 1, 5.0)
+        bare.abort()
+        # The victim's pooled connection was killed while idle: it is dropped, and
+        # the next command runs on a new one.
+        assert victim.ping() == "PONG"
+        assert victim.client_id() not in (victim_id, bare_id)
 
 
 def test_unix_socket(tmp_path: Path) -> None:

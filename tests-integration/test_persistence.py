@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from integration_helpers import PASSWORD, ServerProcess, start_server
-from kv_client import Client, MisconfError
+from kv_client import BusyError, Client, MisconfError
 
 TYPED: dict[Any, Any] = {
     "text": "héllo\nworld",
@@ -324,4 +324,31 @@ def test_persist_saves_in_the_background_when_data_changed(tmp_path: Path) -> No
         time.sleep(0.5)  # nothing changed: no more saves
         assert kv.info("persistence")["persistence"]["saves"] == info["saves"]
     assert (tmp_path / "data" / "kv.db").exists()
+    assert server.stop() == 0
+
+
+def test_back_to_back_bgsaves_never_truncate_a_finished_snapshot(tmp_path: Path) -> None:
+    """A BGSAVE started the moment the previous child exits, while its file is still
+    being installed, must wait: its child would open kv.db.tmp and truncate the
+    finished snapshot just before it is renamed to kv.db (a crash then left an
+    empty kv.db)."""
+    server = start_server(tmp_path / "data")
+    with server.client() as kv:
+        kv.mset({f"k{i}": i for i in range(2000)})
+        started = 0
+        deadline = time.monotonic() + 20
+        while started < 40 and time.monotonic() < deadline:
+            try:
+                kv.bgsave()
+                started += 1
+            except BusyError:
+                continue
+            status = kv.info("persistence")["persistence"]
+            assert status["last_save_status"] == "ok", status
+        _wait_for_bgsave(kv)
+        assert started == 40
+    _kill(server)
+    server = start_server(tmp_path / "data")
+    with server.client() as kv:
+        assert kv.dbsize() == 2000
     assert server.stop() == 0

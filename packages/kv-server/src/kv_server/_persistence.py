@@ -49,6 +49,9 @@ class Persistence:
         """The snapshot format saves write: ``plaintext`` or ``binary``."""
         self._lock_fd = lock_fd
         self.child: int | None = None
+        self.installing = False
+        """A finished background save's file is being installed (in a thread): until it
+        is, kv.db.tmp is that file, and another save must not open it again."""
         """The pid of the BGSAVE child while one runs."""
         self.last_save = time.time()
         self.last_save_status = "ok"
@@ -121,14 +124,19 @@ class Persistence:
     async def _persist_every(self, seconds: float) -> None:
         while True:
             await trio.sleep(seconds)
-            if self.child is None and self.state.keyspace.dirty != self.dirty_at_save:
+            if not self.busy and self.state.keyspace.dirty != self.dirty_at_save:
                 try:
                     self.bgsave()
                 except (OSError, ServerError) as exc:
                     log.error("periodic background save failed to start: %s", exc)
 
+    @property
+    def busy(self) -> bool:
+        """A background save is running or being installed."""
+        return self.child is not None or self.installing
+
     def _check_idle(self) -> None:
-        if self.child is not None:
+        if self.busy:
             raise BusyError("a background save is in progress")
 
     def save(self) -> None:
@@ -181,11 +189,16 @@ class Persistence:
             with contextlib.suppress(FileNotFoundError):
                 written.unlink()
             return
+        # Busy until installed: a save started now would open kv.db.tmp for writing,
+        # truncating the finished file just before it is renamed to kv.db.
+        self.installing = True
         try:
             await trio.to_thread.run_sync(install, self.directory, written)
         except OSError as exc:
             self._failed(f"cannot install {written}: {exc.strerror or exc}")
             return
+        finally:
+            self.installing = False
         self._saved(position, dirty, started)
 
     def _saved(self, position: int, dirty: int, started: float) -> None:
@@ -224,7 +237,7 @@ class Persistence:
             "snapshot_file": str(self.directory / SNAPSHOT),
             "snapshot_format": self.encoding,
             "changes_since_last_save": self.state.keyspace.dirty - self.dirty_at_save,
-            "bgsave_in_progress": int(self.child is not None),
+            "bgsave_in_progress": int(self.busy),
             "last_save_time": int(self.last_save),
             "last_save_status": self.last_save_status,
             "last_save_error": self.last_save_error,

@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import trustme
+
+from crypto_helpers import write_tls_files
 from integration_helpers import PASSWORD, ServerProcess, start_server
 from kv_protocol.commands import COMMANDS
 
@@ -210,20 +213,11 @@ def test_url_gives_address_and_password(module_kv_server: ServerProcess) -> None
 
 
 def test_tls_verifies_the_servers_certificate(tmp_path: Path) -> None:
-    import trustme
-
-    from integration_helpers import TlsFiles
-
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = TlsFiles(tmp_path / "server.pem", tmp_path / "server.key")
-    issued.cert_chain_pems[0].write_to_path(str(files.cert))
-    issued.private_key_pem.write_to_path(str(files.key))
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    files, ca_file = write_tls_files(trustme.CA(), tmp_path / "pki", "127.0.0.1", "localhost")
     server = start_server(tmp_path / "data", tls=files)
     try:
         port = str(server.tls_port)
-        trusted = kv(server, "--port", port, "--tls-ca", str(tmp_path / "ca.pem"), "PING")
+        trusted = kv(server, "--port", port, "--tls-ca", str(ca_file), "PING")
         assert (trusted.returncode, trusted.stdout) == (0, "PONG\n"), trusted
         untrusted = kv(server, "--port", port, "--tls", "PING")
         assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stderr, untrusted

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from crypto_helpers import gpg_available, new_keyring, write_tls_files
+from crypto_helpers import write_tls_files
+from gpg_keyrings import gpg_available, new_keyring
 from integration_helpers import PASSWORD, ServerProcess, start_server
 
 README = Path(__file__).parents[1] / "packages/kv-client/README.md"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from crypto_helpers import Keyring, gpg_available, new_keyring
+from gpg_keyrings import Keyring, gpg_available, new_keyring
 from integration_helpers import ServerProcess, start_server
 from kv_client import (
     AgeCipher,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from crypto_helpers import write_tls_files
 from integration_helpers import PASSWORD, ServerProcess, TlsFiles, start_server
 from kv_protocol.connection import ClientConnection, State
 from kv_protocol.framing import FrameDecoder, encode_frame
@@ -29,13 +30,9 @@ def ca() -> trustme.CA:
 
 @pytest.fixture(scope="module")
 def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    where = tmp_path_factory.mktemp("pki")
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = TlsFiles(where / "server.pem", where / "server.key", where / "ca.pem")
-    issued.cert_chain_pems[0].write_to_path(str(files.cert))
-    issued.private_key_pem.write_to_path(str(files.key))
-    ca.cert_pem.write_to_path(str(files.ca))
-    return files
+    """The server's files, with the CA as ``ca`` for the tests that require client certificates."""
+    files, ca_file = write_tls_files(ca, tmp_path_factory.mktemp("pki"), "127.0.0.1", "localhost")
+    return TlsFiles(files.cert, files.key, ca_file)
 
 
 @contextlib.contextmanager

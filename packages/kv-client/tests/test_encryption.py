@@ -3,22 +3,19 @@ the GnuPG and age ciphers against real keys made for this module."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import gnupg  # type: ignore[import-untyped]
 import pyrage  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 
 from command_strategies import any_call
+from gpg_keyrings import Keyring, new_keyring
 from kv_client._ciphers import AgeCipher, GpgCipher
 from kv_client._encryption import (
     COMPARES_VALUES,
@@ -69,36 +66,6 @@ XOR: Cipher = XorCipher()
 
 
 # -- GnuPG keyrings, one per module: ed25519/cv25519 keys take milliseconds --------
-
-@dataclass(frozen=True)
-class Keyring:
-    home: str
-    fingerprint: str
-
-
-@contextmanager
-def new_keyring(passphrase: str | None = None) -> Iterator[Keyring]:
-    """A throwaway GNUPGHOME with one key; its gpg-agent is stopped on exit."""
-    # Under /tmp, not pytest's deep tmp_path: gpg-agent's socket path is limited to
-    # about 100 bytes.
-    home = tempfile.mkdtemp(prefix="kvgpg-", dir="/tmp")
-    try:
-        # A pinentry that fails at once: a protected key without its passphrase must
-        # fail, never open a prompt on a developer's desktop. The least key-stretching
-        # makes protecting a key take milliseconds instead of the calibrated seconds.
-        Path(home, "gpg-agent.conf").write_text("pinentry-program /bin/false\ns2k-count 65536\n")
-        gpg = gnupg.GPG(gnupghome=home)
-        key = gpg.gen_key(gpg.gen_key_input(
-            key_type="EDDSA", key_curve="ed25519", subkey_type="ECDH", subkey_curve="cv25519",
-            name_email="kv-test@example.invalid", passphrase=passphrase,
-            no_protection=passphrase is None))
-        assert key.fingerprint, key.stderr
-        yield Keyring(home, str(key.fingerprint))
-    finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": home},
-                       check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
-
 
 @pytest.fixture(scope="module")
 def keyring() -> Iterator[Keyring]:

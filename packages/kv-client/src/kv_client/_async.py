@@ -23,7 +23,7 @@ from kv_protocol.values import Key
 from ._async_streams import Backend, Semaphore, Stream, current_backend
 from ._commands_async import AsyncCommands
 from ._commands_base import as_is
-from ._config import ClientConfig, ClientOptions
+from ._config import ClientBase, ClientConfig, ClientOptions
 from ._core import PING, ClientCore, decrypt_replies, encode_request, may_retry
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
@@ -182,7 +182,7 @@ class AsyncPipeline(PipelineBase):
         self.reset()
 
 
-class AsyncClient(AsyncCommands):
+class AsyncClient(AsyncCommands, ClientBase):
     """An async kv client for trio or asyncio, safe to share between tasks.
 
     Example::
@@ -197,17 +197,8 @@ class AsyncClient(AsyncCommands):
 
     def __init__(self, host: str | None = None, port: int | None = None,
                  **options: Unpack[ClientOptions]) -> None:
-        self.config = ClientConfig.resolve(host, port, **options)
+        super().__init__(host, port, **options)
         self._pool: AsyncPool | None = None
-
-    @classmethod
-    def from_url(cls, url: str, /, **options: Unpack[ClientOptions]) -> AsyncClient:
-        """A client for ``kv://[:password@]host[:port]``, ``kvs://...`` or ``unix:///path``."""
-        options["url"] = url
-        return cls(**options)
-
-    def __repr__(self) -> str:
-        return f"<AsyncClient {self.config.address}>"
 
     @property
     def session(self) -> Session | None:

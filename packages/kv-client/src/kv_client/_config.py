@@ -19,7 +19,7 @@ import os
 import ssl as _ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypedDict, Unpack
+from typing import TYPE_CHECKING, Final, Self, TypedDict, Unpack
 from urllib.parse import parse_qs, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -235,3 +235,20 @@ def _redacted(url: str) -> str:
         netloc = f":***@{netloc}"
     query = "..." if "password=" in parts.query else parts.query
     return parts._replace(netloc=netloc, query=query).geturl()
+
+
+class ClientBase:
+    """What :class:`Client` and :class:`AsyncClient` are both made from: a configuration."""
+
+    def __init__(self, host: str | None = None, port: int | None = None,
+                 **options: Unpack[ClientOptions]) -> None:
+        self.config = ClientConfig.resolve(host, port, **options)
+
+    @classmethod
+    def from_url(cls, url: str, /, **options: Unpack[ClientOptions]) -> Self:
+        """A client for ``kv://[:password@]host[:port]``, ``kvs://...`` or ``unix:///path``."""
+        options["url"] = url
+        return cls(**options)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.config.address}>"

@@ -24,7 +24,7 @@ from kv_protocol.errors import KvError
 
 from ._commands import Commands
 from ._commands_base import as_is
-from ._config import ClientConfig, ClientOptions
+from ._config import ClientBase, ClientConfig, ClientOptions
 from ._core import PING, RECEIVE_BYTES, ClientCore, decrypt_replies, encode_request, may_retry
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
@@ -216,7 +216,7 @@ class Pipeline(PipelineBase):
         return results(calls, replies, raise_on_error)
 
 
-class Client(Commands):
+class Client(Commands, ClientBase):
     """A blocking kv client, safe to share between threads.
 
     Example::
@@ -235,17 +235,8 @@ class Client(Commands):
 
     def __init__(self, host: str | None = None, port: int | None = None,
                  **options: Unpack[ClientOptions]) -> None:
-        self.config = ClientConfig.resolve(host, port, **options)
+        super().__init__(host, port, **options)
         self._pool = SyncPool(self.config)
-
-    @classmethod
-    def from_url(cls, url: str, /, **options: Unpack[ClientOptions]) -> Client:
-        """A client for ``kv://[:password@]host[:port]``, ``kvs://...`` or ``unix:///path``."""
-        options["url"] = url
-        return cls(**options)
-
-    def __repr__(self) -> str:
-        return f"<Client {self.config.address}>"
 
     @property
     def session(self) -> Session | None:

@@ -14,7 +14,7 @@ from kv_protocol.errors import (
     WrongPassError,
 )
 from kv_protocol.framing import FrameDecoder, encode_frame
-from kv_protocol.handshake import Challenge, Welcome
+from kv_protocol.handshake import Challenge, Proof, Welcome, derive_key, proofs_match
 from kv_protocol.messages import encode_error, encode_reply
 from protocol_helpers import PASSWORD, TEST_CREDENTIALS, ConnectionPair, values
 
@@ -147,3 +147,64 @@ def test_server_handshake_survives_arbitrary_bytes(data: bytes) -> None:
     server = ServerConnection(TEST_CREDENTIALS, connection_id=1, server_name="s")
     with contextlib.suppress(RemoteProtocolError, ServerError):
         server.receive_data(data)
+
+
+READONLY_PASSWORD = "read but do not touch"
+READONLY_KEY = derive_key(READONLY_PASSWORD, TEST_CREDENTIALS.salt, TEST_CREDENTIALS.iterations)
+
+
+def readonly_pair(password: str) -> ConnectionPair:
+    """A pair whose server also accepts the read-only password."""
+    pair = ConnectionPair(password)
+    pair.server = ServerConnection(TEST_CREDENTIALS, connection_id=7, server_name="kv-server test",
+                                   readonly_key=READONLY_KEY)
+    return pair
+
+
+@pytest.mark.parametrize(("password", "readonly"), [(PASSWORD, False), (READONLY_PASSWORD, True)])
+def test_either_password_completes_the_handshake_and_the_client_verifies_the_server(
+    password: str, readonly: bool
+) -> None:
+    pair = readonly_pair(password)
+    pair.handshake()  # the client checked the welcome's proof, made with the key that matched
+    assert pair.client.session == Session(7, "kv-server test")
+    assert pair.server.readonly is readonly
+
+
+def test_the_readonly_password_is_refused_when_the_server_has_none() -> None:
+    pair = ConnectionPair(READONLY_PASSWORD)
+    pair.to_server()
+    pair.to_client()
+    with pytest.raises(WrongPassError):
+        pair.to_server()
+    assert not pair.server.readonly
+
+
+@pytest.mark.parametrize("password", [PASSWORD, READONLY_PASSWORD, "wrong"])
+def test_both_proofs_are_compared_whichever_matches(
+    password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No early exit: the work done does not depend on which key a proof matches."""
+    compared: list[bytes] = []
+
+    def counting(expected: bytes, received: bytes) -> bool:
+        compared.append(expected)
+        return proofs_match(expected, received)
+
+    monkeypatch.setattr("kv_protocol.connection.proofs_match", counting)
+    pair = readonly_pair(password)
+    pair.to_server()
+    pair.to_client()
+    with contextlib.suppress(WrongPassError):
+        pair.to_server()
+    assert len(compared) == 2
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_a_proof_matching_neither_key_is_refused(proof: bytes) -> None:
+    server = ServerConnection(TEST_CREDENTIALS, connection_id=1, server_name="s",
+                              readonly_key=READONLY_KEY)
+    server.receive_data(ClientConnection(PASSWORD).data_to_send())
+    with pytest.raises(WrongPassError):
+        server.receive_data(encode_frame(Proof(proof).to_wire()))
+    assert server.state is State.ERROR and not server.readonly

@@ -6,6 +6,7 @@ from kv_protocol.errors import (
     ErrorCode,
     KvError,
     LocalProtocolError,
+    NoPermError,
     ProtocolError,
     RemoteProtocolError,
     ServerError,
@@ -53,3 +54,5 @@ def test_hierarchy() -> None:
     assert issubclass(RemoteProtocolError, ProtocolError)
     assert issubclass(ProtocolError, KvError) and issubclass(ServerError, KvError)
     assert issubclass(WrongPassError, AuthError) and issubclass(AuthError, ServerError)
+    # NOPERM keeps the connection open, unlike the AuthErrors.
+    assert issubclass(NoPermError, ServerError) and not issubclass(NoPermError, AuthError)

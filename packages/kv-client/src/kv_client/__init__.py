@@ -22,6 +22,7 @@ from kv_protocol.errors import LocalProtocolError as LocalProtocolError
 from kv_protocol.errors import MisconfError as MisconfError
 from kv_protocol.errors import NoAuthError as NoAuthError
 from kv_protocol.errors import NoKeyError as NoKeyError
+from kv_protocol.errors import NoPermError as NoPermError
 from kv_protocol.errors import NotFloatError as NotFloatError
 from kv_protocol.errors import NotIntegerError as NotIntegerError
 from kv_protocol.errors import OutOfRangeError as OutOfRangeError
@@ -71,6 +72,7 @@ __all__ = [
     "MisconfError",
     "NoAuthError",
     "NoKeyError",
+    "NoPermError",
     "NotFloatError",
     "NotIntegerError",
     "OutOfRangeError",

@@ -134,7 +134,15 @@ class _Connection(abc.ABC):
 
 
 class ServerConnection(_Connection):
-    """The server's end: checks the client's hello and proof, proves itself back."""
+    """The server's end: checks the client's hello and proof, proves itself back.
+
+    With ``readonly_key`` (``derive_key`` of a second password with the salt and
+    iterations of ``credentials``) a proof made with either key is accepted, and
+    ``readonly`` tells which one it was. Both proofs are always computed and compared
+    in constant time, so neither the answer nor its timing says which key a wrong
+    proof came closer to; the welcome is signed with the key that matched, so
+    clients verify it unchanged.
+    """
 
     def __init__(
         self,
@@ -142,6 +150,7 @@ class ServerConnection(_Connection):
         *,
         connection_id: int,
         server_name: str,
+        readonly_key: bytes | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_depth: int = DEFAULT_MAX_DEPTH,
         nonce: bytes | None = None,
@@ -150,8 +159,11 @@ class ServerConnection(_Connection):
         self.credentials = credentials
         self.connection_id = connection_id
         self.server_name = server_name
+        self._readonly_key = readonly_key
         self.nonce = new_nonce() if nonce is None else nonce
         self.hello: Hello | None = None
+        self.readonly = False
+        """Whether the client proved the read-only password (meaningful once READY)."""
 
     def _handshake_step(self, item: object) -> bool:
         if type(item) is list:
@@ -161,9 +173,16 @@ class ServerConnection(_Connection):
             creds = self.credentials
             self._queue(Challenge(self.server_name, self.nonce, creds.salt, creds.iterations).to_wire())
             return False
-        proof = Proof.from_wire(item)
+        proof = Proof.from_wire(item).proof
         key, cn, sn = self.credentials.key, self.hello.nonce, self.nonce
-        if not proofs_match(client_proof(key, cn, sn), proof.proof):
+        accepted = proofs_match(client_proof(key, cn, sn), proof)
+        if self._readonly_key is not None:
+            # Computed and compared whatever the first comparison found (see the class).
+            readonly = proofs_match(client_proof(self._readonly_key, cn, sn), proof)
+            if readonly and not accepted:
+                key, self.readonly = self._readonly_key, True
+            accepted = accepted or readonly
+        if not accepted:
             raise WrongPassError()
         self._queue(Welcome(self.connection_id, server_proof(key, cn, sn)).to_wire())
         return True

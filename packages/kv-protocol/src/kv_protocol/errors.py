@@ -23,6 +23,8 @@ with :func:`error_from_wire`. Whose fault an error is shows in the tree::
         ├── TooBigError               TOOBIG      a size limit was exceeded
         ├── BusyError                 BUSY        the server is busy with a conflicting job
         ├── LoadingError              LOADING     the server is still loading its data
+        ├── MisconfError              MISCONF     writes refused: the AOF cannot be written
+        ├── NoPermError               NOPERM      a read-only connection sent a write or admin command
         └── AuthError
             ├── NoAuthError           NOAUTH      a command arrived before the handshake
             └── WrongPassError        WRONGPASS   the password proof did not verify
@@ -56,6 +58,7 @@ class ErrorCode(enum.StrEnum):
     BUSY = "BUSY"
     LOADING = "LOADING"
     MISCONF = "MISCONF"
+    NOPERM = "NOPERM"
     NOAUTH = "NOAUTH"
     WRONGPASS = "WRONGPASS"
 
@@ -164,6 +167,16 @@ class MisconfError(ServerError):
     default_message = "writes are refused: the append-only file cannot be written"
 
 
+class NoPermError(ServerError):
+    """A read-only connection (the read-only password) asked for a write or admin command.
+
+    Unlike :class:`AuthError` the connection stays open: its reads keep working.
+    """
+
+    code = ErrorCode.NOPERM
+    default_message = "this connection is read-only"
+
+
 class AuthError(ServerError):
     """Authentication failed or is missing; the server closes the connection."""
 
@@ -193,6 +206,7 @@ EXCEPTION_CLASSES: Final[dict[str, type[ServerError]]] = {
     ErrorCode.BUSY: BusyError,
     ErrorCode.LOADING: LoadingError,
     ErrorCode.MISCONF: MisconfError,
+    ErrorCode.NOPERM: NoPermError,
     ErrorCode.NOAUTH: NoAuthError,
     ErrorCode.WRONGPASS: WrongPassError,
 }

@@ -69,16 +69,37 @@ def test_empty_password_file_is_refused(tmp_path: Path) -> None:
         (["--auth-iterations", "10"], "auth iterations"),
         (["--handshake-timeout", "0"], "must be positive"),
         (["--pass-file", "/nonexistent/pw"], "No such file"),
+        (["--pass", "same-secret", "--readonly-pass", "same-secret"], "must be set and differ"),
+        (["--pass", "p", "--readonly-pass", ""], "must be set and differ"),
     ],
 )
 def test_bad_configuration_exits_1_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     assert main([*argv, "--dir", str(tmp_path)]) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "same-secret" not in err
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "kv-server 0.1.0" in capsys.readouterr().out
+
+
+def test_readonly_password_flags(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config, note = parse("--pass", "p", "--dir", str(tmp_path))
+    assert config.readonly_password is None  # never on by default
+    config, note = parse("--pass", "p", "--readonly-pass", "r", "--dir", str(tmp_path))
+    assert config.readonly_password == "r"
+    assert note == "password from --pass, read-only password from --readonly-pass"
+    secret = tmp_path / "ro"
+    secret.write_text("reader\n")
+    secret.chmod(0o640)
+    with caplog.at_level(logging.WARNING, logger="kv_server"):
+        config, note = parse("--pass", "p", "--readonly-pass-file", str(secret), "--dir", str(tmp_path))
+    assert config.readonly_password == "reader" and note.endswith(f"read-only password in {secret}")
+    assert "readable by other users" in caplog.text and "reader" not in caplog.text
+    assert "reader" not in repr(config)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--readonly-pass", "a", "--readonly-pass-file", str(secret)])

@@ -35,7 +35,7 @@ def test_client_list_describes_every_session(state: ServerState, session: Sessio
     assert [c["id"] for c in listed] == [session.id, other.id]
     me = listed[0]
     assert me["name"] == "me" and me["cmd"] == "client list" and me["transport"] == "test"
-    assert set(me) == {"id", "addr", "laddr", "transport", "name", "client-id", "hostname", "age",
+    assert set(me) == {"id", "addr", "laddr", "transport", "name", "client-id", "hostname", "user", "age",
                        "idle", "cmd", "commands"}
 
 

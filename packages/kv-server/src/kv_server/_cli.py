@@ -3,7 +3,9 @@
 A password is required, as in the original system. Without ``--pass`` or
 ``--pass-file`` the server uses DIR/kv.pass, generating a strong one there (mode
 0600) on first start, so the first command in the README just works. The password
-itself is never printed or logged; the ready line says where it is.
+itself is never printed or logged; the ready line says where it is. A read-only
+password (``--readonly-pass`` / ``--readonly-pass-file``) is never generated: readers
+exist only when the operator asks for them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the password (visible in the process list: prefer --pass-file)")
     secret.add_argument("--pass-file", type=Path, metavar="F",
                         help="read the password from the first line of F")
+    readonly = parser.add_mutually_exclusive_group()
+    readonly.add_argument("--readonly-pass", metavar="P",
+                          help="a second password whose connections may only read: write and "
+                          "admin commands answer NOPERM (off by default; prefer "
+                          "--readonly-pass-file)")
+    readonly.add_argument("--readonly-pass-file", type=Path, metavar="F",
+                          help="read the read-only password from the first line of F")
     parser.add_argument("--bind", action="append", metavar="ADDR",
                         help="address to listen on, repeatable (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -104,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_password_file(path: Path) -> str:
-    """The first line of ``path``, without its line ending."""
+    """The first line of ``path``, without its line ending; warns if others may read it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s is readable by other users (mode %o); run chmod 600", path, mode)
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or not lines[0]:
         raise ValueError(f"{path} is empty")
@@ -117,9 +129,6 @@ def load_or_create_password(data_dir: Path) -> tuple[str, Path]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("%s is readable by other users (mode %o); run chmod 600", path, mode)
         return read_password_file(path), path
     password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -139,8 +148,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
     else:
         password, path = load_or_create_password(data_dir)
         note = f"password in {path}"
+    readonly_password: str | None = args.readonly_pass
+    if readonly_password is not None:
+        note += ", read-only password from --readonly-pass"
+    elif args.readonly_pass_file is not None:
+        readonly_password = read_password_file(args.readonly_pass_file)
+        note += f", read-only password in {args.readonly_pass_file}"
     config = ServerConfig(
-        password=password, bind=tuple(args.bind or DEFAULT_BIND), port=args.port,
+        password=password, readonly_password=readonly_password,
+        bind=tuple(args.bind or DEFAULT_BIND), port=args.port,
         tcp=not args.no_tcp, unix_path=args.unix, data_dir=data_dir,
         verbose=args.verbose, auth_iterations=args.auth_iterations,
         handshake_timeout_s=args.handshake_timeout, shutdown_grace_s=args.shutdown_grace,

@@ -39,6 +39,8 @@ class ServerConfig:
     """Everything kv-server is told at start-up."""
 
     password: str = field(repr=False)
+    readonly_password: str | None = field(default=None, repr=False)
+    """A second password whose connections may only read (``--readonly-pass``); None: none."""
     bind: tuple[str, ...] = DEFAULT_BIND
     """Addresses of the TCP listeners: plain ones (unless ``tcp`` is off) and TLS ones."""
     port: int = DEFAULT_PORT
@@ -73,6 +75,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not self.password:
             raise ValueError("the password must not be empty")
+        if self.readonly_password is not None and self.readonly_password in ("", self.password):
+            raise ValueError("the read-only password must be set and differ from the password")
         for port in (self.port, self.tls_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port {port} is outside 0..65535")

@@ -3,7 +3,9 @@
 Rules of this module:
 
 1. The handshake runs under ``handshake_timeout_s``; until it succeeds only
-   handshake messages are accepted (``kv_protocol.connection``).
+   handshake messages are accepted (``kv_protocol.connection``). A peer with recent
+   failed handshakes has its proof checked only after the delay they earned
+   (``_auth_throttle.py``); the deadline moves by that delay.
 2. After it, each turn reads what arrived, decodes every complete frame, runs each
    command and sends all the replies in one write, so pipelining costs one read
    and one write per batch. A batch that logged writes to the AOF first waits for
@@ -39,6 +41,7 @@ from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import encode_error, encode_push
 from kv_protocol.values import describe, type_name
 
+from ._auth_throttle import peer_of
 from ._session import PROTOCOL_ERROR, Session
 from ._state import ServerState
 
@@ -184,7 +187,7 @@ async def serve_connection(
     state.stats.connections_received += 1
     connection_id = state.sessions.next_id()
     try:
-        handshake = await _handshake(state, transport, connection_id, addr)
+        handshake = await _handshake(state, transport, connection_id, addr, peer_of(kind, addr))
         if handshake is not None:
             conn, pending = handshake
             await _serve_session(state, transport, conn, pending, kind=kind, addr=addr, laddr=laddr)
@@ -198,21 +201,31 @@ async def serve_connection(
 
 
 async def _handshake(
-    state: ServerState, transport: Transport, connection_id: int, addr: str
+    state: ServerState, transport: Transport, connection_id: int, addr: str, peer: str
 ) -> tuple[ServerConnection, list[object]] | None:
-    config = state.config
+    config, throttle = state.config, state.auth_throttle
     conn = ServerConnection(state.credentials, connection_id=connection_id,
-                            server_name=state.server_name, max_frame_size=config.max_frame_bytes,
-                            max_depth=config.max_depth)
+                            server_name=state.server_name, readonly_key=state.readonly_key,
+                            max_frame_size=config.max_frame_bytes, max_depth=config.max_depth)
     state.sessions.handshaking += 1
+    waited = False
     try:
-        with trio.move_on_after(config.handshake_timeout_s):
+        with trio.move_on_after(config.handshake_timeout_s) as deadline:
             try:
                 while True:
-                    items = conn.receive_data(await transport.receive_some())
+                    data = await transport.receive_some()
+                    if data and conn.hello is not None and not waited:  # the proof arrives
+                        waited = True
+                        if delay := throttle.delay_s(peer):
+                            log.info("connection %d from %s: proof held %.1f s after failed "
+                                     "handshakes from %s", connection_id, addr, delay, peer)
+                            deadline.deadline += delay
+                            await trio.sleep(delay)
+                    items = conn.receive_data(data)
                     if out := conn.data_to_send():
                         await transport.send_all(out)
                     if conn.state is State.READY:
+                        throttle.succeeded(peer)
                         return conn, items
                     if conn.state is not State.HANDSHAKE:  # EOF
                         return None
@@ -224,6 +237,7 @@ async def _handshake(
             except ServerError as exc:
                 if isinstance(exc, WrongPassError):
                     state.stats.auth_failures += 1
+                    throttle.failed(peer)
                 log.info("connection %d from %s: refused: %s", connection_id, addr, exc)
                 await _goodbye(transport, encode_error(exc))
                 return None
@@ -240,14 +254,16 @@ async def _serve_session(
     state: ServerState, transport: Transport, conn: ServerConnection, pending: list[object],
     *, kind: str, addr: str, laddr: str,
 ) -> None:
-    session = Session(state, conn.connection_id, transport=kind, addr=addr, laddr=laddr)
+    session = Session(state, conn.connection_id, transport=kind, addr=addr, laddr=laddr,
+                      readonly=conn.readonly)
     if conn.hello is not None:  # always, once READY
         session.name, session.client_id, session.hostname = (
             conn.hello.name, conn.hello.client_id, conn.hello.hostname)
     run: Batch = state.dispatcher.execute_batch
     if state.config.verbose:
         run = _logged(run)
-    log.info("client %d connected from %s (name %r)", session.id, addr, session.name)
+    log.info("client %d connected from %s (name %r%s)", session.id, addr, session.name,
+             ", read-only" if session.readonly else "")
     state.sessions.add(session)
     if state.shutting_down:
         session.closing = "server is shutting down"

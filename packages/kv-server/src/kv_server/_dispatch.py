@@ -19,6 +19,10 @@ Rules of this module:
    absolute), and marks its session ``wrote``: the connection then holds the
    batch's replies until the record is on disk. While the AOF cannot be written,
    write commands are refused with MISCONF before they run.
+6. A read-only session (the read-only password) may run every command flagged
+   neither ``write`` nor ``admin``; the others are refused with NOPERM after the
+   generic checks and before they run. The choice is made once per batch, so other
+   sessions pay nothing for it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from kv_protocol.commands import (
 from kv_protocol.errors import (
     LocalProtocolError,
     MisconfError,
+    NoPermError,
     ProtoError,
     RemoteProtocolError,
     ServerError,
@@ -162,11 +167,13 @@ class Entry:
     tail_start: int
     tail: tuple[_Check, ...]
     write: bool
+    for_readers: bool
+    """Allowed on read-only sessions: flagged neither WRITE nor ADMIN."""
     calls: int = 0
     failed: int = 0
     """Runs that answered an error (Redis failed_calls)."""
     rejected: int = 0
-    """Calls refused before running: arity or argument kinds (Redis rejected_calls)."""
+    """Calls refused before running: arity, argument kinds, NOPERM (Redis rejected_calls)."""
 
     @classmethod
     def build(cls, spec: CommandSpec, handler: Handler) -> Entry:
@@ -178,7 +185,7 @@ class Entry:
         fast = _fast_check(offset, min_len, max_len, tuple(check[0] for _, check in positional),
                            tuple(check[0] for check in tail))
         return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail,
-                   Flag.WRITE in spec.flags)
+                   Flag.WRITE in spec.flags, not spec.flags & (Flag.WRITE | Flag.ADMIN))
 
     def check(self, argv: list[Any]) -> ServerError | None:
         """The error for a wrong arity or argument kind, or None."""
@@ -288,6 +295,23 @@ class Dispatcher:
         entry.calls += 1
         return self._reply(value)
 
+    def execute_readonly(self, ctx: Session, argv: Any) -> bytes:
+        """``execute`` for a read-only session: NOPERM for write and admin commands (rule 6).
+
+        Raises:
+            RemoteProtocolError: ``argv`` is not a command array.
+        """
+        try:
+            entry = self.entry_for(argv)
+        except ServerError as exc:
+            return self._error(exc)
+        if not entry.for_readers:
+            entry.rejected += 1
+            kind = "a write" if entry.write else "an admin"
+            return self._error(NoPermError(
+                f"this connection is read-only: {entry.spec.name} is {kind} command"))
+        return self.execute(ctx, argv)
+
     def _execute_logged(self, ctx: Session, entry: Entry, argv: list[Any],
                         aof: AppendOnlyFile) -> bytes:
         """``execute`` for a write command while an AOF is attached (rule 5)."""
@@ -322,7 +346,7 @@ class Dispatcher:
         AOF write failed can have its write replies swapped for MISCONF errors.
         """
         self.tick()
-        execute = self.execute
+        execute = self.execute_readonly if ctx.readonly else self.execute
         ctx.commands += len(items)
         replies: list[bytes] = []
         append = replies.append

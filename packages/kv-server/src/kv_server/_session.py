@@ -35,17 +35,19 @@ class Session:
     __slots__ = (
         "addr", "cancel_scope", "client_id", "closing", "commands", "created", "hostname",
         "id", "idle", "keyspace", "laddr", "last_active", "last_command", "log_as", "name",
-        "replies", "replying", "state", "transport", "wrote",
+        "readonly", "replies", "replying", "state", "transport", "wrote",
     )
 
     def __init__(self, state: ServerState, session_id: int, *, transport: str, addr: str,
-                 laddr: str) -> None:
+                 laddr: str, readonly: bool = False) -> None:
         self.state = state
         self.keyspace: Keyspace = state.keyspace
         self.id = session_id
         self.transport = transport
         self.addr = addr
         self.laddr = laddr
+        self.readonly = readonly
+        """Authenticated with the read-only password: write and admin commands are refused."""
         self.name = ""
         self.client_id = ""
         self.hostname = ""
@@ -78,6 +80,7 @@ class Session:
         return {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "transport": self.transport,
             "name": self.name, "client-id": self.client_id, "hostname": self.hostname,
+            "user": "readonly" if self.readonly else "default",
             "age": int(now - self.created), "idle": int(now - self.last_active),
             "cmd": self.last_command.spec.name.lower() if self.last_command else "",
             "commands": self.commands,

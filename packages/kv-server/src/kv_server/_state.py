@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from kv_protocol.handshake import Credentials
+from kv_protocol.handshake import Credentials, derive_key
 
+from ._auth_throttle import AuthThrottle
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._keyspace import CommandClock, Keyspace
@@ -28,7 +29,13 @@ class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # Derived once per start; the password text itself is not kept here.
-        self.credentials = Credentials.from_password(config.password, config.auth_iterations)
+        self.credentials = creds = Credentials.from_password(config.password, config.auth_iterations)
+        self.readonly_key: bytes | None = None
+        """The key of the read-only password, with the same salt and iterations, or None."""
+        if config.readonly_password is not None:
+            self.readonly_key = derive_key(config.readonly_password, creds.salt, creds.iterations)
+        self.auth_throttle = AuthThrottle()
+        """Failed handshakes per peer, and the delay they earn (``_auth_throttle.py``)."""
         self.clock = CommandClock()
         self.keyspace = Keyspace(self.clock)
         self.cursors = Cursors()

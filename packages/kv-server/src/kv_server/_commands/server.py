@@ -50,6 +50,7 @@ def _server(state: ServerState) -> dict[str, object]:
 
 def _clients(state: ServerState) -> dict[str, object]:
     return {"connected_clients": len(state.sessions),
+            "readonly_clients": sum(session.readonly for session in state.sessions),
             "handshaking_clients": state.sessions.handshaking}
 
 
@@ -66,6 +67,7 @@ def _stats(state: ServerState) -> dict[str, object]:
         "total_commands_processed": sum(e.calls + e.failed for e in entries),
         "total_error_replies": sum(stats.error_replies.values()),
         "total_auth_failures": stats.auth_failures,
+        "auth_throttled_peers": state.auth_throttle.tracked(),
         "total_handshake_timeouts": stats.handshake_timeouts,
         "total_protocol_errors": stats.protocol_errors,
         "keyspace_hits": keyspace.hits,

@@ -115,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     seconds = int(os.environ.get("KV_FUZZ_SECONDS", DEFAULT_SECONDS))
     parser.add_argument("--seconds", type=int, default=seconds)
-    parser.add_argument("targets", nargs="*", choices=TARGETS, default=list(TARGETS))
+    # No choices=: argparse before 3.12 checks an empty list against them and refuses it.
+    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default: all)")
     args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets {', '.join(sorted(unknown))}; choose from {', '.join(TARGETS)}")
     log_dir = Path(tempfile.mkdtemp(prefix="kv-fuzz-logs-"))
     outcomes = [run_one(target, args.seconds, log_dir) for target in args.targets or TARGETS]
     print(table(outcomes), flush=True)

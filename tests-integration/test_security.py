@@ -11,6 +11,7 @@ for either password.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import stat
@@ -134,3 +135,22 @@ def test_a_generated_password_file_is_private_and_never_shown(tmp_path: Path) ->
         assert server.stop() == 0
     for text in (said, server.log(), "".join(server.output)):
         assert password not in text
+
+
+def test_data_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """kv.db and the AOF hold every value in clear: 0600 even under umask 022."""
+    data = tmp_path / "data"
+    previous = os.umask(0o022)
+    try:
+        server = start_server(data)
+    finally:
+        os.umask(previous)
+    with server.client() as kv:
+        kv.set("k", "v")
+        kv.save()
+    assert server.stop() == 0
+    files = [path for path in data.iterdir() if path.name.startswith(("kv.db", "kv.aof"))]
+    assert "kv.db" in {path.name for path in files}
+    assert any(path.name.startswith("kv.aof") for path in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -21,7 +21,7 @@ import fcntl
 import os
 import re
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 SNAPSHOT: Final = "kv.db"
 OLD_SNAPSHOT: Final = "kv.db.old"
@@ -65,10 +65,25 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def create_private(path: Path) -> BinaryIO:
+    """``path`` opened for writing from empty, readable by the server's user only.
+
+    The data files hold every value in clear, so they get 0600 whatever the umask
+    (a leftover file of that name is truncated and narrowed too).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return open(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def write_durably(path: Path, chunks: list[bytes] | tuple[bytes, ...]) -> None:
     """Replace ``path`` with ``chunks`` by rule 2."""
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as out:
+    with create_private(temporary) as out:
         for chunk in chunks:
             out.write(chunk)
         out.flush()

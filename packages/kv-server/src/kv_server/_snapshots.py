@@ -38,7 +38,7 @@ from kv_protocol.records.snapshot import Kind, SnapshotHeader, SnapshotReader, S
 from kv_protocol.records.snapshot import detect_encoding as encoding_of
 from kv_protocol.values import Key
 
-from ._datadir import OLD_SNAPSHOT, SNAPSHOT, fsync_directory
+from ._datadir import OLD_SNAPSHOT, SNAPSHOT, create_private, fsync_directory
 from ._keyspace import Keyspace, KvHash, KvList
 
 # Files are read in chunks of this size, and entries encoded this many at a time.
@@ -73,7 +73,7 @@ def write_snapshot(keyspace: Keyspace, path: Path, encoding: str, position: int)
     """
     writer = SnapshotWriter(encoding, len(keyspace.data), position, time.time_ns() // 1_000_000)
     entries = _entries(keyspace)
-    with open(path, "wb") as out:
+    with create_private(path) as out:
         out.write(writer.header())
         while batch := list(itertools.islice(entries, BATCH_ENTRIES)):
             out.write(writer.entries(batch))

@@ -10,6 +10,7 @@
     nox -s expiry       the longest pause while a million keys expire together
     nox -s persistence_figures  BGSAVE stall, snapshot load rates and AOF replay rate
     nox -s slow         the long variants (more hypothesis examples)
+    nox -s fuzz         atheris on each fuzz/ harness, KV_FUZZ_SECONDS each (default 60)
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ def slow(session: nox.Session) -> None:
     install_workspace(session, "test")
     ensure_redis_server(session)
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "long"})
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing: atheris on every harness in fuzz/, one after the other.
+
+    Each runs for KV_FUZZ_SECONDS (default 60) from the seeds in fuzz/corpus; the
+    table at the end gives executions and crashes, and a crash fails the session
+    (its input is saved in fuzz/crashes/). Name harnesses after --, e.g.
+    ``KV_FUZZ_SECONDS=600 nox -s fuzz -- dispatch files``.
+    """
+    install_workspace(session)
+    session.install("atheris>=2.3")
+    session.run("python", "fuzz/run.py", *session.posargs)
 
 
 @nox.session

@@ -26,7 +26,8 @@ Run: ``python fuzz/fuzz_dispatch.py -dict=fuzz/dispatch.dict -max_total_time=60 
 from __future__ import annotations
 
 import io
-from typing import Any, Final
+from pathlib import Path
+from typing import Final
 
 import cbor2
 from harness import fuzz_main
@@ -51,11 +52,21 @@ FLAG_NAMED: Final = 0x01
 NOW_MS: Final = 1_700_000_000_000
 """A fixed clock, so that an input replays the same way and expiry is decided alike
 live and in replay (replay sets the clock to each record's timestamp)."""
-SETUP: Final[list[list[Any]]] = [
+SETUP: Final[list[object]] = [
     ["SET", "s", "text"], ["SET", "n", 10], ["SET", b"b", b"\x00\xff"],
     ["RPUSH", "l", 1, "two", 3.0], ["HSET", "h", "f", 1, b"g", [1]],
     ["SET", "e", "soon", "PX", 5_000],
 ]
+
+
+class _At:
+    """A clock stopped at one instant (Unix milliseconds)."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
 
 
 class _Log:
@@ -81,7 +92,7 @@ REPLAYED: Final = _state()
 
 
 def _reset(state: ServerState) -> Session:
-    state.keyspace = Keyspace(lambda: NOW_MS)
+    state.keyspace = Keyspace(_At(NOW_MS))
     state.cursors = Cursors()
     for old in list(state.sessions):
         state.sessions.remove(old)
@@ -177,9 +188,9 @@ def _replay(log: _Log) -> bytes | None:
     replay = _Replay(REPLAYED, 0)
     keyspace = REPLAYED.keyspace
     for record in records:
-        keyspace.clock = lambda ts=record.timestamp_ms: ts
-        replay._apply("fuzz.aof", record)  # type: ignore[arg-type]
-    keyspace.clock = lambda: NOW_MS
+        keyspace.clock = _At(record.timestamp_ms)  # as start-up does (_recovery rule 2)
+        replay._apply(Path("fuzz.aof"), record)
+    keyspace.clock = _At(NOW_MS)
     return dump(keyspace)
 
 

@@ -96,9 +96,10 @@ def dispatch() -> Iterator[bytes]:
 
 
 def _aof(start: int) -> bytes:
-    records = [encode_record(TIME_MS + i, argv) for i, argv in enumerate((
+    commands: list[list[object]] = [
         ["SET", "k", 1], ["RPUSH", "l", "a", b"b"], ["HSET", "h", "f", 1.5],
-        ["PEXPIREAT", "k", TIME_MS + 10_000], ["DEL", "gone"]))]
+        ["PEXPIREAT", "k", TIME_MS + 10_000], ["DEL", "gone"]]
+    records = [encode_record(TIME_MS + i, argv) for i, argv in enumerate(commands)]
     return encode_header(start) + b"".join(records)
 
 

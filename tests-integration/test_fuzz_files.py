@@ -39,7 +39,8 @@ from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
 from kv_protocol.records import _files
 
 KV_AOF_CHECK: Final = Path(sys.executable).with_name("kv-aof-check")
-EXAMPLES: Final = 20
+# A server start each: 20 in CI (about 5 s); `nox -s slow` (HYPOTHESIS_PROFILE=long) runs 200.
+EXAMPLES: Final = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 20
 FILES: Final = ("kv.db", "kv.aof")
 
 
@@ -77,7 +78,7 @@ def damage(draw: st.DrawFn, content: bytes, aof: bool) -> bytes:
         if not data:
             break
         at = draw(st.integers(0, len(data) - 1))
-        lines = data.split(b"\n")
+        lines = bytes(data).split(b"\n")
         kinds = ["flip", "truncate", "insert", "duplicate_line", "drop_line", "swap_lines"]
         kind = draw(st.sampled_from([*kinds, "rechecksum"] if aof else kinds))
         if kind == "flip":
@@ -142,7 +143,7 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
-def _served(proc: subprocess.Popen[bytes], ready: str) -> dict[str, object]:
+def _served(proc: subprocess.Popen[bytes], ready: str) -> dict[object, object]:
     """A server that started answers and stops cleanly; what INFO keyspace said."""
     match = READY.search(ready)
     assert match, ready
@@ -150,7 +151,10 @@ def _served(proc: subprocess.Popen[bytes], ready: str) -> dict[str, object]:
     port = int(tcp.rsplit(":", 1)[1])
     with Client("127.0.0.1", port, password=PASSWORD, timeout=30) as kv:
         assert kv.ping() == "PONG"
-        found = {key: kv.get(key) if kv.type(key) == "string" else kv.type(key) for key in kv.keys("*")}
+        found: dict[object, object] = {}
+        for key in kv.keys("*"):
+            kind = kv.type(key)
+            found[key] = kv.get(key) if kind == "string" else kind
         kv.set("after-start", 1)
     assert stop_process(proc, "kv-server", signal.SIGTERM, 15) == 0
     assert proc.stderr is not None

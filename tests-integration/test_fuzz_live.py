@@ -32,6 +32,7 @@ from integration_helpers import RawConnection, ServerProcess, start_server
 from kv_client import Client
 from kv_protocol.connection import ClientConnection
 from kv_protocol.framing import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_SIZE, encode_frame
+from kv_protocol.values import Key
 
 ATTACKERS: Final = 20
 CONNECTIONS_PER_ATTACKER: Final = 50
@@ -147,14 +148,14 @@ def attack(server: ServerProcess, seed: int, ready: list[RawConnection], deadlin
 # -- the checker ------------------------------------------------------------------
 
 
-def checker_data() -> dict[str, Any]:
-    data: dict[str, Any] = {f"checker:s{i}": [i, f"text {i}", b"\x00\xff" * i, 2**70 + i, i / 3]
+def checker_data() -> dict[Key, Any]:
+    data: dict[Key, Any] = {f"checker:s{i}": [i, f"text {i}", b"\x00\xff" * i, 2**70 + i, i / 3]
                             for i in range(CHECKER_KEYS)}
     data["checker:none"] = None
     return data
 
 
-def check(kv: Client, data: dict[str, Any], rounds: int) -> None:
+def check(kv: Client, data: dict[Key, Any], rounds: int) -> None:
     assert kv.mget(*data) == list(data.values())
     assert kv.lrange("checker:list", 0, -1) == list(range(rounds))
     assert kv.hgetall("checker:hash") == {f"f{i}": i for i in range(rounds)}

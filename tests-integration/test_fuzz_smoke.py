@@ -11,6 +11,7 @@ checks that each one lets an undocumented exception escape.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,10 @@ if str(FUZZ_DIR) not in sys.path:  # the harnesses import their shared module by
     sys.path.insert(0, str(FUZZ_DIR))
 
 TARGETS: Final = ("frames", "handshake", "dispatch", "files")
-# Per target and strategy; about 3,000 inputs in all, a few seconds (the dispatch
-# and start-up harnesses cost most: a batch, a replay, files in /dev/shm).
-EXAMPLES: Final = 400
+# Per target and strategy: about 3,000 inputs in all, 3 s (the dispatch and start-up
+# harnesses cost most: a batch and its replay, files in /dev/shm); `nox -s slow`
+# (HYPOTHESIS_PROFILE=long) runs ten times as many.
+EXAMPLES: Final = 4_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 400
 KNOWN_CRASHES: Final[dict[str, str]] = {}
 """Reproducers in fuzz/crashes/ of bugs not fixed yet: file name -> reason (strict xfail)."""
 

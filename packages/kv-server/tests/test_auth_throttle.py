@@ -125,3 +125,13 @@ def test_peer_keys(kind: str, addr: str, peer: str) -> None:
 @given(st.sampled_from(["tcp", "tls", "unix", "test"]), st.text(max_size=60))
 def test_any_address_gives_a_key(kind: str, addr: str) -> None:
     assert isinstance(peer_of(kind, addr), str)
+
+
+def test_a_throttled_peers_proofs_take_turns_and_a_long_queue_is_refused(
+        throttle: AuthThrottle, clock: Clock) -> None:
+    for _ in range(10):
+        throttle.failed("10.0.0.1")
+    assert [throttle.admit("10.0.0.1") for _ in range(3)] == [MAX_DELAY_S, 2 * MAX_DELAY_S, None]
+    assert throttle.admit("10.0.0.2") == 0.0  # a clean peer is not queued
+    clock.now += MAX_DELAY_S  # the first turn came
+    assert throttle.admit("10.0.0.1") == 2 * MAX_DELAY_S

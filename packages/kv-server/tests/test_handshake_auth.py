@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from kv_protocol.errors import NoPermError, WrongPassError
+from kv_protocol.errors import NoPermError, ProtoError, WrongPassError
 from kv_protocol.messages import ERROR
 from kv_server._auth_throttle import BASE_DELAY_S, MAX_DELAY_S
 from kv_server._connection import StreamTransport, serve_connection
@@ -87,31 +87,57 @@ async def test_the_delay_moves_the_handshake_deadline(
     assert state.stats.handshake_timeouts == 0
 
 
-async def test_slow_guesses_from_many_connections_never_block_others(
+async def test_parallel_guesses_from_one_peer_take_turns_and_never_block_others(
     state: ServerState, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    await fail(state, nursery, "10.0.0.1:1000", 10)
+    await fail(state, nursery, "10.0.0.1:1000", 10)  # at the cap
+    outcomes: list[tuple[str, float]] = []
+
+    async def guess(port: int) -> None:
+        started = trio.current_time()
+        try:
+            await connect(state, nursery, f"10.0.0.1:{port}", "wrong").handshake()
+        except WrongPassError:
+            outcomes.append(("checked", trio.current_time() - started))
+        except ProtoError as exc:
+            outcomes.append((str(exc), trio.current_time() - started))
+
     async with trio.open_nursery() as guesses:
-        for port in range(20):
-            guesses.start_soon(fail, state, nursery, f"10.0.0.1:{port}", 1)
+        for port in range(5):
+            guesses.start_soon(guess, port)
         await trio.sleep(0)
         assert await handshake_time(connect(state, nursery, "10.0.0.9:1000")) == 0
-    assert state.stats.auth_failures == 30
+    checked = sorted(seconds for kind, seconds in outcomes if kind == "checked")
+    assert checked == pytest.approx([MAX_DELAY_S, 2 * MAX_DELAY_S])  # one turn each
+    refused = "PROTO too many failed handshakes from this address: try again later"
+    assert [seconds for kind, seconds in outcomes if kind == refused] == [0, 0, 0]
+    assert state.stats.auth_failures == 12
 
 
-async def test_hanging_up_during_the_delay_reveals_and_records_nothing(
+async def test_hanging_up_during_the_delay_saves_nothing(
     state: ServerState, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     await fail(state, nursery, "10.0.0.1:1000", 4)
-    peer = connect(state, nursery, "10.0.0.1:2000")
+    peer = connect(state, nursery, "10.0.0.1:2000", "wrong")
     await peer.stream.send_all(peer.conn.data_to_send())
     peer.conn.receive_data(await peer.stream.receive_some())  # the challenge
     await peer.stream.send_all(peer.conn.data_to_send())  # the proof
     await trio.sleep(BASE_DELAY_S)
     await peer.stream.aclose()
     await trio.sleep(MAX_DELAY_S)
-    assert state.stats.auth_failures == 4 and len(state.sessions) == 0
-    assert state.auth_throttle.delay_s("10.0.0.1") == 8 * BASE_DELAY_S
+    assert state.stats.auth_failures == 5 and len(state.sessions) == 0
+    assert state.auth_throttle.delay_s("10.0.0.1") == 16 * BASE_DELAY_S
+
+
+async def test_a_readonly_login_does_not_reset_the_count(
+    state: ServerState, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Otherwise a reader could guess the main password between its own logins."""
+    await fail(state, nursery, "10.0.0.1:1000", 3)
+    await connect(state, nursery, "10.0.0.1:2000", READONLY_PASSWORD).handshake()
+    assert state.auth_throttle.delay_s("10.0.0.1") == 4 * BASE_DELAY_S
+    await connect(state, nursery, "10.0.0.1:3000").handshake()
+    assert state.auth_throttle.delay_s("10.0.0.1") == 0
 
 
 async def test_info_counts_failures_and_throttled_peers(

@@ -216,7 +216,14 @@ async def _handshake(
                     data = await transport.receive_some()
                     if data and conn.hello is not None and not waited:  # the proof arrives
                         waited = True
-                        if delay := throttle.delay_s(peer):
+                        delay = throttle.admit(peer)
+                        if delay is None:
+                            log.info("connection %d from %s: refused unchecked: too many "
+                                     "proofs from %s waiting", connection_id, addr, peer)
+                            await _goodbye(transport, encode_error(ProtoError(
+                                "too many failed handshakes from this address: try again later")))
+                            return None
+                        if delay:
                             log.info("connection %d from %s: proof held %.1f s after failed "
                                      "handshakes from %s", connection_id, addr, delay, peer)
                             deadline.deadline += delay
@@ -225,7 +232,8 @@ async def _handshake(
                     if out := conn.data_to_send():
                         await transport.send_all(out)
                     if conn.state is State.READY:
-                        throttle.succeeded(peer)
+                        if not conn.readonly:
+                            throttle.succeeded(peer)
                         return conn, items
                     if conn.state is not State.HANDSHAKE:  # EOF
                         return None

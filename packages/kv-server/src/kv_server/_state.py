@@ -34,7 +34,8 @@ class ServerState:
         """The key of the read-only password, with the same salt and iterations, or None."""
         if config.readonly_password is not None:
             self.readonly_key = derive_key(config.readonly_password, creds.salt, creds.iterations)
-        self.auth_throttle = AuthThrottle()
+        # trio's clock, which the handshake's waits run on (and tests can mock).
+        self.auth_throttle = AuthThrottle(clock=trio.current_time)
         """Failed handshakes per peer, and the delay they earn (``_auth_throttle.py``)."""
         self.clock = CommandClock()
         self.keyspace = Keyspace(self.clock)

@@ -283,6 +283,10 @@ class Dispatcher:
             entry = self.entry_for(argv)
         except ServerError as exc:
             return self._error(exc)
+        return self._run(ctx, entry, argv)
+
+    def _run(self, ctx: Session, entry: Entry, argv: list[Any]) -> bytes:
+        """Run a looked-up, checked command; the reply frame."""
         ctx.last_command = entry
         aof = self.aof
         if entry.write and aof is not None:
@@ -310,7 +314,7 @@ class Dispatcher:
             kind = "a write" if entry.write else "an admin"
             return self._error(NoPermError(
                 f"this connection is read-only: {entry.spec.name} is {kind} command"))
-        return self.execute(ctx, argv)
+        return self._run(ctx, entry, argv)
 
     def _execute_logged(self, ctx: Session, entry: Entry, argv: list[Any],
                         aof: AppendOnlyFile) -> bytes:

@@ -19,6 +19,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -145,15 +146,24 @@ def start_server(data_dir: Path, *args: str, password: str | None = PASSWORD,
 
 
 class RawConnection:
-    """A blocking socket speaking kv's protocol by hand, for malformed and hostile input."""
+    """A blocking socket speaking kv's protocol by hand, for malformed and hostile input.
 
-    def __init__(self, server: ServerProcess, password: str | None = PASSWORD) -> None:
+    With ``tls``, it connects to the server's TLS port through that context.
+    """
+
+    def __init__(self, server: ServerProcess, password: str | None = PASSWORD, *,
+                 tls: ssl.SSLContext | None = None) -> None:
         import socket
 
         from kv_protocol.connection import ClientConnection
         from kv_protocol.framing import FrameDecoder
 
-        self.sock = socket.create_connection((server.host, server.port), timeout=15)
+        if tls is None:
+            self.sock = socket.create_connection((server.host, server.port), timeout=15)
+        else:
+            assert server.tls_port is not None, "the server has no TLS listener"
+            raw = socket.create_connection((server.host, server.tls_port), timeout=15)
+            self.sock = tls.wrap_socket(raw, server_hostname=server.host)
         self.conn = ClientConnection(password or "", name="raw")
         self.decoder = FrameDecoder()
 
@@ -165,6 +175,21 @@ class RawConnection:
             self.conn.receive_data(self.sock.recv(65536))
             if out := self.conn.data_to_send():
                 self.sock.sendall(out)
+
+    def call(self, *argv: object) -> object:
+        """Send one command and return its reply (an error reply fails the test)."""
+        from kv_protocol.framing import encode_frame
+        from kv_protocol.messages import REPLY, decode_message
+
+        self.sock.sendall(encode_frame(list(argv)))
+        items: list[object] = []
+        while not items:
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            items = self.decoder.feed(data)
+        [(kind, payload)] = [decode_message(item) for item in items]
+        assert kind == REPLY, payload
+        return payload
 
     def messages(self) -> list[tuple[int, object]]:
         """Every frame until the server closes the connection."""

@@ -8,7 +8,6 @@ checked with kv_client, to show that both serve at once.
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,8 @@ import pytest
 import trustme
 
 from crypto_helpers import write_tls_files
-from integration_helpers import PASSWORD, ServerProcess, TlsFiles, start_server
-from kv_protocol.connection import ClientConnection, State
-from kv_protocol.framing import FrameDecoder, encode_frame
-from kv_protocol.messages import REPLY, decode_message
+from integration_helpers import RawConnection, ServerProcess, TlsFiles, start_server
+from kv_protocol.connection import State
 
 
 @pytest.fixture(scope="module")
@@ -43,34 +40,6 @@ def running(tmp_path: Path, files: TlsFiles) -> Iterator[ServerProcess]:
     assert server.stop() == 0, server.log()
 
 
-class TlsConnection:
-    """A blocking TLS socket doing the kv handshake and commands by hand."""
-
-    def __init__(self, server: ServerProcess, context: ssl.SSLContext) -> None:
-        raw = socket.create_connection((server.host, server.tls_port), timeout=15)
-        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.conn = ClientConnection(PASSWORD, name="tls-test")
-        self.decoder = FrameDecoder()
-
-    def handshake(self) -> None:
-        self.sock.sendall(self.conn.data_to_send())
-        while self.conn.state is State.HANDSHAKE:
-            self.conn.receive_data(self.sock.recv(65536))
-            if out := self.conn.data_to_send():
-                self.sock.sendall(out)
-
-    def call(self, *argv: object) -> object:
-        self.sock.sendall(encode_frame(list(argv)))
-        items: list[object] = []
-        while not items:
-            data = self.sock.recv(65536)
-            assert data, "the server closed the connection"
-            items = self.decoder.feed(data)
-        [(kind, payload)] = [decode_message(item) for item in items]
-        assert kind == REPLY, payload
-        return payload
-
-
 def client_context(ca: trustme.CA, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
@@ -85,7 +54,7 @@ def test_tls_and_plain_tcp_serve_the_same_data(
     with running(tmp_path, TlsFiles(tls_files.cert, tls_files.key)) as server:
         assert server.tls_port and server.tls_port != server.port
         assert f"tls 127.0.0.1:{server.tls_port}" in server.addresses
-        tls = TlsConnection(server, client_context(ca))
+        tls = RawConnection(server, tls=client_context(ca))
         with tls.sock:
             tls.handshake()
             assert tls.call("SET", "greeting", "over TLS") == "OK"
@@ -101,13 +70,13 @@ def test_tls_ca_admits_only_clients_with_its_certificates(
     tmp_path: Path, ca: trustme.CA, tls_files: TlsFiles
 ) -> None:
     with running(tmp_path, tls_files) as server:
-        anonymous = TlsConnection(server, client_context(ca))
+        anonymous = RawConnection(server, tls=client_context(ca))
         with anonymous.sock:
             # TLS 1.3 clients finish their side first; the server then closes.
             with contextlib.suppress(ssl.SSLError, ConnectionError):
                 anonymous.handshake()
             assert anonymous.conn.state is not State.READY
-        member = TlsConnection(server, client_context(ca, ca.issue_cert("app@example.com")))
+        member = RawConnection(server, tls=client_context(ca, ca.issue_cert("app@example.com")))
         with member.sock:
             member.handshake()
             assert member.call("PING") == "PONG"

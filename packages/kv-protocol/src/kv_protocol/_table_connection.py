@@ -27,8 +27,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("CLIENT LIST", "connection", "Describe every connection.", (),
                 Flag.ADMIN | Flag.LOADING_OK, Reply.LIST,
                 notes="Unlike Redis's text blob, each connection is a map: `id`, `addr`, `laddr`, "
-                      "`transport`, `name`, `client-id`, `hostname`, `age` and `idle` (seconds), "
-                      "`cmd` (last command) and `commands` (commands run)."),
+                      "`transport` (`tcp`, `tls` or `unix`), `name`, `client-id`, `hostname`, "
+                      "`user` (`default`, or `readonly` for the read-only password), `age` and "
+                      "`idle` (seconds), `cmd` (last command) and `commands` (commands run)."),
     CommandSpec("CLIENT KILL", "connection", "Close the connections with the given ids.",
                 (token("ID"), Arg("id", ArgKind.INTEGER, multiple=True)),
                 Flag.ADMIN | Flag.LOADING_OK, Reply.INTEGER,

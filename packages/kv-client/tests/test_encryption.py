@@ -179,7 +179,7 @@ def test_any_well_typed_call_encrypts_its_value_arguments_and_nothing_else(argv:
         return
     encrypted = encrypt_arguments(argv, XOR)
     for index, (before, after) in enumerate(zip(argv, encrypted, strict=True)):
-        if index >= spec.words and spec.arg_at(index - spec.words).kind is ArgKind.VALUE:
+        if index >= spec.words and spec.arg_at(index - spec.words, len(argv) - spec.words).kind is ArgKind.VALUE:
             assert same(decrypt_value(after, XOR), before)  # type: ignore[arg-type]
         else:
             assert after is before

@@ -73,7 +73,7 @@ def table_error(argv: Sequence[object]) -> str | None:
     if not spec.check_arity(argc):
         return f"{argv!r}: {argc} arguments is a wrong count for {spec.name}"
     for index, arg in enumerate(argv[spec.words:]):
-        declared = spec.arg_at(index)
+        declared = spec.arg_at(index, argc)
         if declared is not spec.options and not predicate(declared)(arg):
             return f"{argv!r}: argument {index} is not a valid {declared.name}"
     if spec.options is not None and argc > len(spec.positional):

@@ -39,7 +39,7 @@ def test_every_command_is_documented() -> None:
 
 
 def test_containers_are_derived_from_subcommand_names() -> None:
-    assert {"CLIENT", "OBJECT"} == CONTAINERS
+    assert {"CLIENT", "OBJECT", "PUBSUB"} == CONTAINERS
     assert lookup("CLIENT") is None
 
 
@@ -84,6 +84,8 @@ def test_check_arity(name: str, good: list[int], bad: list[int]) -> None:
         ("MSET", 6, [0, 2, 4], (1, -1, 2)),
         ("DEL", 3, [0, 1, 2], (1, -1, 1)),
         ("PING", 1, [], (0, 0, 0)),
+        ("BLPOP", 3, [0, 1], (1, -2, 1)),
+        ("BLMOVE", 5, [0, 1], (1, 2, 1)),
     ],
 )
 def test_key_positions(name: str, argc: int, indices: list[int], key_spec: tuple[int, int, int]) -> None:
@@ -92,11 +94,18 @@ def test_key_positions(name: str, argc: int, indices: list[int], key_spec: tuple
     assert spec.key_spec == key_spec
 
 
+def test_a_trailing_argument_is_placed_from_the_end() -> None:
+    spec = BY_NAME["BLPOP"]
+    assert (spec.syntax, spec.min_args, spec.max_args) == ("BLPOP key [key ...] timeout", 2, None)
+    assert [spec.arg_at(i, 4).kind for i in range(4)] == [ArgKind.KEY] * 3 + [ArgKind.NUMBER]
+    assert [spec.check_arity(n) for n in range(5)] == [False, False, True, True, True]
+
+
 def test_argument_kinds_cycle_through_the_tail() -> None:
     spec = BY_NAME["MSET"]
-    assert [spec.arg_at(i).kind for i in range(4)] == [ArgKind.KEY, ArgKind.VALUE] * 2
+    assert [spec.arg_at(i, 4).kind for i in range(4)] == [ArgKind.KEY, ArgKind.VALUE] * 2
     kill = BY_NAME["CLIENT KILL"]
-    assert [kill.arg_at(i).kind for i in range(4)] == [ArgKind.TOKEN] + [ArgKind.INTEGER] * 3
+    assert [kill.arg_at(i, 4).kind for i in range(4)] == [ArgKind.TOKEN] + [ArgKind.INTEGER] * 3
 
 
 def test_resolve_follows_containers_case_insensitively() -> None:
@@ -117,7 +126,8 @@ def test_arity_message_reads_like_redis() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        (key(multiple=True), key()),
+        (key(multiple=True), value(optional=True)),
+        (key(multiple=True), key(multiple=True)),
         (value(optional=True), key()),
         (value(optional=True), Arg("rest", multiple=True)),
     ],
@@ -193,8 +203,8 @@ def test_option_argument_kinds_are_checked() -> None:
 
 def test_past_the_positionals_an_options_command_describes_its_options() -> None:
     spec = BY_NAME["SET"]
-    assert spec.arg_at(1).kind is ArgKind.VALUE
-    assert spec.arg_at(2).kind is ArgKind.OPTIONS and spec.arg_at(5).kind is ArgKind.OPTIONS
+    assert spec.arg_at(1, 6).kind is ArgKind.VALUE
+    assert spec.arg_at(2, 6).kind is ArgKind.OPTIONS and spec.arg_at(5, 6).kind is ArgKind.OPTIONS
     assert spec.key_indices(4) == [0]
 
 

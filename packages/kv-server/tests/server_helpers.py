@@ -11,7 +11,7 @@ from kv_protocol.connection import ClientConnection, State
 from kv_protocol.errors import ServerError
 from kv_protocol.framing import FrameDecoder, encode_frame
 from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
-from kv_protocol.messages import ERROR, REPLY, decode_message
+from kv_protocol.messages import ERROR, REPLY, decode_message, encode_reply
 from kv_server._config import ServerConfig
 from kv_server._session import Session
 from kv_server._state import ServerState
@@ -31,6 +31,18 @@ def new_session(state: ServerState) -> Session:
     session = Session(state, state.sessions.next_id(), transport="test", addr="test:1", laddr="test:0")
     state.sessions.add(session)
     return session
+
+
+def run_to_end(state: ServerState, session: Session, items: list[object]) -> bytes:
+    """Every reply of a batch, as the connection would send them, where each blocking
+    command that blocks times out at once (a null reply) and the rest then run."""
+    out = state.dispatcher.execute_batch(session, items)
+    while (waiter := session.blocked) is not None:
+        state.blocking.release(waiter)
+        session.blocked = None
+        rest, session.pending = session.pending, []
+        out += encode_reply(None) + state.dispatcher.execute_batch(session, rest)
+    return out
 
 
 def decode_reply(frame: bytes) -> Any:

@@ -36,7 +36,7 @@ def test_client_list_describes_every_session(state: ServerState, session: Sessio
     me = listed[0]
     assert me["name"] == "me" and me["cmd"] == "client list" and me["transport"] == "test"
     assert set(me) == {"id", "addr", "laddr", "transport", "name", "client-id", "hostname", "user", "age",
-                       "idle", "cmd", "commands"}
+                       "idle", "cmd", "commands", "sub", "psub", "multi", "watch", "blocked", "omem"}
 
 
 async def test_client_kill_interrupts_others_and_lets_itself_finish(

@@ -19,7 +19,7 @@ from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import decode_message
 from kv_server._keyspace import KvHash, KvList
 from kv_server._state import ServerState
-from server_helpers import make_config, new_session
+from server_helpers import make_config, new_session, run_to_end
 
 
 @settings(max_examples=300)
@@ -27,7 +27,7 @@ from server_helpers import make_config, new_session
 def test_well_typed_calls_answer_and_keep_the_keyspace_sound(sequence: list[list[Any]]) -> None:
     state = ServerState(make_config())
     session = new_session(state)
-    blob = state.dispatcher.execute_batch(session, sequence)
+    blob = run_to_end(state, session, sequence)
     replies = [decode_message(item) for item in FrameDecoder().feed(blob)]
     assert len(replies) == len(sequence)
     keyspace = state.keyspace
@@ -36,3 +36,5 @@ def test_well_typed_calls_answer_and_keep_the_keyspace_sound(sequence: list[list
         if type(value) in (KvList, KvHash):
             assert value, f"an empty {type(value).__name__} was left at {key!r}"
     assert set(keyspace.expires) <= set(keyspace.data)
+    state.release(session)
+    assert not keyspace.watchers and not state.blocking.queues and not state.pubsub.channels

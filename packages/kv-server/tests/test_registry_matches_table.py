@@ -2,7 +2,9 @@ import pytest
 
 from kv_protocol.commands import BY_NAME
 from kv_server import _dispatch
+from kv_server._blocking import Blocking
 from kv_server._dispatch import Dispatcher, command, registered_names
+from kv_server._keyspace import Keyspace
 from kv_server._stats import Stats
 
 
@@ -27,4 +29,4 @@ def test_dispatcher_refuses_to_start_when_registry_and_table_disagree(
     del registry["GET"]
     monkeypatch.setattr(_dispatch, "_REGISTRY", registry)
     with pytest.raises(RuntimeError, match=r"not implemented \['GET'\]"):
-        Dispatcher(Stats())
+        Dispatcher(Stats(), Blocking(Keyspace()))

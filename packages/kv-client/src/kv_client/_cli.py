@@ -181,7 +181,7 @@ def convert_argv(words: Sequence[str], typed: bool) -> list[object]:
     argv: list[object] = list(words[: spec.words])
     option_arg: Arg | None = None
     for index, word in enumerate(words[spec.words:]):
-        arg = option_arg or _declared(spec, index)
+        arg = option_arg or _declared(spec, index, len(words) - spec.words)
         option_arg = None
         if arg is None:
             argv.append(word)
@@ -196,11 +196,12 @@ def convert_argv(words: Sequence[str], typed: bool) -> list[object]:
     return argv
 
 
-def _declared(spec: CommandSpec, index: int) -> Arg | None:
-    """The declaration of argument ``index``, or None past the last one there can be."""
+def _declared(spec: CommandSpec, index: int, argc: int) -> Arg | None:
+    """The declaration of argument ``index`` of ``argc``, or None past the last one there
+    can be."""
     if index >= len(spec.positional) and spec.options is None and not spec.tail:
         return None
-    return spec.arg_at(index)
+    return spec.arg_at(index, argc)
 
 
 def read_stdin_argument(stream: BinaryIO) -> str | bytes:

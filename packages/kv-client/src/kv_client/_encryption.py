@@ -184,7 +184,7 @@ def encrypt_arguments(args: Sequence[object], cipher: Cipher) -> list[object]:
         raise ServerError(arity_message(spec.name))
     encrypted = list(args)
     for index in range(words, len(args)):
-        arg = spec.arg_at(index - words)
+        arg = spec.arg_at(index - words, len(args) - words)
         if arg.kind is ArgKind.VALUE:
             if not is_value(args[index]):
                 raise argument_error(spec, arg, args[index])

@@ -6,9 +6,11 @@ The table itself is in the ``_table_*`` modules, one per family, and is assemble
 - argument positions count after the command name (``SET k v`` has 2 arguments);
 - a command whose name has two words (``CLIENT KILL``) is a subcommand of the
   container named by its first word; its arguments count after both words;
-- only the last argument may be ``multiple`` or ``OPTIONS``; optional arguments
-  come last, and a command has either optional single arguments, a multiple tail,
-  or options, never two of these.
+- only the last argument may be ``OPTIONS``; a ``multiple`` argument is the last
+  one or is followed only by required single arguments (``BLPOP key [key ...]
+  timeout``: the timeout is *trailing*, found by counting from the end); optional
+  arguments come last, and a command has either optional single arguments, a
+  multiple tail, or options, never two of these.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class Flag(enum.Flag):
     """Administers the server or other clients rather than data."""
     LOADING_OK = enum.auto()
     """Allowed while the server is still loading its dataset."""
+    NOT_QUEUED = enum.auto()
+    """Runs at once after MULTI instead of being queued (MULTI, EXEC, DISCARD, WATCH)."""
+    NO_MULTI = enum.auto()
+    """Refused inside a transaction: queueing it aborts the transaction."""
+    PUBSUB = enum.auto()
+    """Allowed on a connection that has subscriptions (the others are refused there)."""
+    BLOCKING = enum.auto()
+    """May wait for data before it answers; inside a transaction it answers at once."""
 
 
 class ArgKind(enum.Enum):
@@ -134,6 +144,8 @@ class CommandSpec:
     """Flattened arguments at fixed positions (required, then optional singles)."""
     tail: tuple[Arg, ...] = field(init=False)
     """Flattened arguments that repeat, cycling, after the positional ones."""
+    trailing: tuple[Arg, ...] = field(init=False)
+    """Required single arguments after the tail, at fixed positions from the end."""
     options: Arg | None = field(init=False)
     """The ``OPTIONS`` argument, which follows the positional ones, or None."""
     min_args: int = field(init=False)
@@ -144,11 +156,15 @@ class CommandSpec:
         _check_declaration(self.name, self.args)
         positional: list[Arg] = []
         tail: tuple[Arg, ...] = ()
+        trailing: list[Arg] = []
         options = None
         required = 0
         for arg in self.args:
             if arg.kind is ArgKind.OPTIONS:
                 options = arg
+            elif tail:
+                trailing.extend(arg.flat)
+                required += len(arg.flat)
             elif arg.multiple:
                 tail = arg.flat
                 if not arg.optional:
@@ -165,6 +181,7 @@ class CommandSpec:
         set_ = object.__setattr__
         set_(self, "positional", tuple(positional))
         set_(self, "tail", tail)
+        set_(self, "trailing", tuple(trailing))
         set_(self, "options", options)
         set_(self, "min_args", required)
         set_(self, "max_args", None if tail else most)
@@ -178,8 +195,9 @@ class CommandSpec:
     def syntax(self) -> str:
         return " ".join([self.name, *(arg.render() for arg in self.args)])
 
-    def arg_at(self, index: int) -> Arg:
-        """The declaration of argument ``index`` (0-based, after the name).
+    def arg_at(self, index: int, argc: int) -> Arg:
+        """The declaration of argument ``index`` (0-based, after the name) in a call of
+        ``argc`` arguments (which places any trailing arguments).
 
         Past the positional arguments of a command with options, that is the
         ``OPTIONS`` argument as a whole.
@@ -188,6 +206,9 @@ class CommandSpec:
             return self.positional[index]
         if self.options is not None:
             return self.options
+        from_end = argc - index
+        if 0 < from_end <= len(self.trailing):
+            return self.trailing[-from_end]
         return self.tail[(index - len(self.positional)) % len(self.tail)]
 
     def check_arity(self, argc: int) -> bool:
@@ -196,22 +217,23 @@ class CommandSpec:
             return False
         if self.max_args is not None:
             return argc <= self.max_args
-        return (argc - len(self.positional)) % len(self.tail) == 0
+        return (argc - len(self.positional) - len(self.trailing)) % len(self.tail) == 0
 
     def key_indices(self, argc: int) -> list[int]:
         """0-based argument indices that name keys, for a call with ``argc`` arguments."""
-        return [i for i in range(argc) if self.arg_at(i).kind is ArgKind.KEY]
+        return [i for i in range(argc) if self.arg_at(i, argc).kind is ArgKind.KEY]
 
     @property
     def key_spec(self) -> tuple[int, int, int]:
         """Redis-style ``(first_key, last_key, step)``, 1-based; ``(0, 0, 0)`` if keyless.
 
-        ``last_key`` is -1 when keys continue to the end of the arguments.
+        ``last_key`` is negative when keys continue to the end of the arguments: -1,
+        or -2 when one trailing argument follows them (BLPOP), as Redis counts.
         """
         fixed = [i + 1 for i, a in enumerate(self.positional) if a.kind is ArgKind.KEY]
         if any(a.kind is ArgKind.KEY for a in self.tail):
             first = fixed[0] if fixed else len(self.positional) + 1
-            return first, -1, len(self.tail)
+            return first, -1 - len(self.trailing), len(self.tail)
         if not fixed:
             return 0, 0, 0
         steps = {b - a for a, b in itertools.pairwise(fixed)}
@@ -262,8 +284,11 @@ def _check_declaration(name: str, args: tuple[Arg, ...]) -> None:
         raise ValueError(f"{name!r}: names are upper case, one or two words")
     for i, arg in enumerate(args):
         last = i == len(args) - 1
-        if (arg.multiple or arg.kind is ArgKind.OPTIONS) and not last:
-            raise ValueError(f"{name}: only the last argument may be multiple or options")
+        if arg.kind is ArgKind.OPTIONS and not last:
+            raise ValueError(f"{name}: only the last argument may be options")
+        if arg.multiple and any(a.optional or a.multiple or a.kind is ArgKind.OPTIONS
+                                for a in args[i + 1:]):
+            raise ValueError(f"{name}: only required single arguments may follow a multiple one")
         if i and args[i - 1].optional and not arg.optional:
             raise ValueError(f"{name}: a required argument follows an optional one")
         if (arg.multiple or arg.kind is ArgKind.OPTIONS) and any(a.optional for a in args[:i]):

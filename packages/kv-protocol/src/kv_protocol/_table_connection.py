@@ -11,8 +11,9 @@ _W = Flag.WRITE
 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("PING", "connection", "Check that the server answers.",
-                (value("message", optional=True),), Flag.LOADING_OK, Reply.VALUE,
-                notes="Answers the text `PONG`, or the message itself, with its type."),
+                (value("message", optional=True),), Flag.LOADING_OK | Flag.PUBSUB, Reply.VALUE,
+                notes="Answers the text `PONG`, or the message itself, with its type. "
+                      "Allowed on a subscribed connection, where it answers as a reply too."),
     CommandSpec("ECHO", "connection", "Send back the given value.", (value("message"),),
                 Flag.LOADING_OK, Reply.VALUE),
     CommandSpec("CLIENT ID", "connection", "The id of this connection.", (),
@@ -29,7 +30,10 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 notes="Unlike Redis's text blob, each connection is a map: `id`, `addr`, `laddr`, "
                       "`transport` (`tcp`, `tls` or `unix`), `name`, `client-id`, `hostname`, "
                       "`user` (`default`, or `readonly` for the read-only password), `age` and "
-                      "`idle` (seconds), `cmd` (last command) and `commands` (commands run)."),
+                      "`idle` (seconds), `cmd` (last command), `commands` (commands run), `sub` and "
+                      "`psub` (channel and pattern subscriptions), `multi` (commands queued, -1 "
+                      "outside MULTI), `watch` (keys watched), `blocked` (waiting in a blocking "
+                      "command) and `omem` (bytes waiting to be sent to a subscriber)."),
     CommandSpec("CLIENT KILL", "connection", "Close the connections with the given ids.",
                 (token("ID"), Arg("id", ArgKind.INTEGER, multiple=True)),
                 Flag.ADMIN | Flag.LOADING_OK, Reply.INTEGER,

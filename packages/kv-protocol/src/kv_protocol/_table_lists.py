@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._spec import Arg, CommandSpec, Flag, Option, Reply, choice, integer, key, options, value
+from ._spec import Arg, ArgKind, CommandSpec, Flag, Option, Reply, choice, integer, key, options, value
 
 _RO = Flag.READONLY
 _W = Flag.WRITE
@@ -17,6 +17,13 @@ _POP_NOTES: Final = ("Without count: the element, or null if the key is missing.
 _MOVE_NOTES: Final = ("Answers the element, or null (and does nothing) when the source is "
                       "missing. With the same key as source and destination the list rotates. "
                       "A destination that is not a list answers WRONGTYPE and nothing moves.")
+_BLOCKING: Final = ("timeout is in seconds (a float is allowed; 0 waits for ever). Clients "
+                     "blocked on a key are served in the order they blocked, one element each, "
+                     "when a push, a transaction, RENAME or a move from another list gives it "
+                     "elements. The element served is logged to the AOF as the non-blocking "
+                     "pop. Answers null when the timeout passes. Inside MULTI it does not "
+                     "wait: it answers at once, as the non-blocking command would.")
+_BW = _W | Flag.BLOCKING
 _EQUALITY: Final = ("Elements match when they have the same type and value: the integer 1 "
                     "does not match the float 1.0, the text `1` or true.")
 
@@ -73,6 +80,25 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                  choice("whereto", "LEFT", "RIGHT")), _W, Reply.VALUE, notes=_MOVE_NOTES),
     CommandSpec("RPOPLPUSH", "list", "Pop from a list's tail, push onto another's head.",
                 (key("source"), key("destination")), _W, Reply.VALUE, notes=_MOVE_NOTES),
+    CommandSpec("BLPOP", "list", "Pop from the head of the first non-empty list, or wait.",
+                (key(multiple=True), Arg("timeout", ArgKind.NUMBER)), _BW, Reply.VALUE,
+                notes="Answers `[key, element]`. The keys are tried in order. " + _BLOCKING),
+    CommandSpec("BRPOP", "list", "Pop from the tail of the first non-empty list, or wait.",
+                (key(multiple=True), Arg("timeout", ArgKind.NUMBER)), _BW, Reply.VALUE,
+                notes="Answers `[key, element]`. The keys are tried in order. " + _BLOCKING),
+    CommandSpec("BLMOVE", "list", "LMOVE, waiting for the source to have an element.",
+                (key("source"), key("destination"), choice("wherefrom", "LEFT", "RIGHT"),
+                 choice("whereto", "LEFT", "RIGHT"), Arg("timeout", ArgKind.NUMBER)),
+                _BW, Reply.VALUE, notes="Answers the element moved. " + _BLOCKING),
+    CommandSpec("BRPOPLPUSH", "list", "RPOPLPUSH, waiting for the source to have an element.",
+                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BW,
+                Reply.VALUE, notes="Answers the element moved. " + _BLOCKING),
+    CommandSpec("BLPOPRPUSH", "list", "LPOPRPUSH, waiting for the source to have an element.",
+                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BW,
+                Reply.VALUE,
+                notes="The blocking form of kv's queue hand-off: a worker takes the oldest "
+                      "job and parks it in its in-progress list in one step. Answers the "
+                      "element moved. " + _BLOCKING),
     CommandSpec("LPOPRPUSH", "list", "Pop from a list's head, push onto another's tail.",
                 (key("source"), key("destination")), _W, Reply.VALUE,
                 notes="From kv's original system (Redis lacks it): `LMOVE source destination "

@@ -20,7 +20,9 @@ from . import (
     _table_keys,
     _table_lists,
     _table_persistence,
+    _table_pubsub,
     _table_strings,
+    _table_transactions,
 )
 from ._spec import (
     FAST_TYPES,
@@ -74,6 +76,8 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     *_table_lists.COMMANDS,
     *_table_hashes.COMMANDS,
     *_table_persistence.COMMANDS,
+    *_table_transactions.COMMANDS,
+    *_table_pubsub.COMMANDS,
 )
 BY_NAME: Final[dict[str, CommandSpec]] = {spec.name: spec for spec in COMMANDS}
 CONTAINERS: Final[frozenset[str]] = frozenset(
@@ -109,6 +113,8 @@ def _render_keys(spec: CommandSpec) -> str:
         return "none"
     if last == -1:
         return f"from argument {first} on, every {step}" if step > 1 else f"argument {first} on"
+    if last < 0:
+        return f"argument {first} to the last but {-1 - last}"
     return f"argument {first}" if first == last else f"arguments {first} to {last}"
 
 
@@ -162,7 +168,7 @@ def render_markdown() -> str:
             flags = ", ".join(
                 f.name.lower().replace("_", "-") for f in Flag if f in spec.flags and f.name
             )
-            declared = spec.positional + spec.tail + _option_args(spec)
+            declared = spec.positional + spec.tail + spec.trailing + _option_args(spec)
             kinds = ", ".join(f"{a.name}: {a.kind.value}" for a in declared
                               if a.kind is not ArgKind.TOKEN)
             lines += [

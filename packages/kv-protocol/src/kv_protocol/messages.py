@@ -18,7 +18,7 @@ from typing import Final
 import cbor2
 
 from .errors import LocalProtocolError, RemoteProtocolError, ServerError, error_from_wire
-from .framing import DEFAULT_MAX_FRAME_SIZE, HEADER, encode_frame
+from .framing import DEFAULT_MAX_FRAME_SIZE, HEADER, HEADER_SIZE, encode_frame
 from .values import describe
 
 REPLY: Final = 0
@@ -55,6 +55,39 @@ OK: Final = "OK"
 _OK_REPLY: Final = _TEXT_PREFIX[2] + b"OK"
 
 
+class Encoded:
+    """A reply already encoded as a whole frame (EXEC's list of envelopes)."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: bytes) -> None:
+        self.frame = frame
+
+
+def encode_envelopes(frames: list[bytes], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """The reply frame ``[0, [envelope, ...]]`` built from the frames of other replies.
+
+    Each frame's body is already the CBOR of its envelope (``[0, value]`` or ``[1,
+    code, message]``), so the list is their concatenation behind a CBOR array head:
+    EXEC answers every queued command's reply without decoding one.
+
+    Raises:
+        LocalProtocolError: the frame would exceed ``max_frame_size``.
+    """
+    n = len(frames)
+    if n < 24:
+        head = bytes([0x80 | n])
+    elif n < 0x10000:
+        head = (b"\x98" + bytes([n])) if n < 256 else b"\x99" + n.to_bytes(2, "big")
+    else:
+        head = b"\x9a" + n.to_bytes(4, "big")
+    body = _REPLY_PREFIX + head + b"".join(frame[HEADER_SIZE:] for frame in frames)
+    if len(body) > max_frame_size:
+        raise LocalProtocolError(
+            f"a reply of {len(body)} bytes exceeds the frame limit of {max_frame_size}")
+    return HEADER.pack(len(body)) + body
+
+
 @dataclass(frozen=True, slots=True)
 class Push:
     """A message the server sent on its own (``[2, kind, *data]``)."""
@@ -83,6 +116,8 @@ def encode_reply(value: object, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) ->
         return _NULL_REPLY
     elif type(value) is int and 0 <= value < 24:  # exact type: a bool is not an int here
         return _SMALL_INT_REPLY[value]
+    elif type(value) is Encoded:
+        return value.frame
     body = cbor2.dumps(value)
     if len(body) + 2 > max_frame_size:
         raise LocalProtocolError(

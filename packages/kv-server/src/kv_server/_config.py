@@ -24,6 +24,9 @@ DEFAULT_TLS_PORT: Final = 6380
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 # On SIGTERM, connections get this long to finish their current batch of commands.
 SHUTDOWN_GRACE_S: Final = 5.0
+# Redis's hard client-output-buffer-limit for pub/sub clients: a subscriber that lets
+# this much pile up is not keeping up and is disconnected.
+PUBSUB_BUFFER_LIMIT: Final = 32 * 1024 * 1024
 
 
 class FsyncPolicy(enum.StrEnum):
@@ -67,6 +70,8 @@ class ServerConfig:
     tls_ca: Path | None = None
     """When given, TLS clients must present a certificate signed by this CA."""
     tls_port: int = DEFAULT_TLS_PORT
+    pubsub_buffer_limit: int = PUBSUB_BUFFER_LIMIT
+    """Bytes that may wait for a subscriber (messages and replies) before it is disconnected."""
 
     @property
     def tls(self) -> bool:
@@ -95,5 +100,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive")
         if self.persist_s is not None and self.persist_s <= 0:
             raise ValueError("--persist must be a positive number of seconds")
+        if self.pubsub_buffer_limit < 1024:
+            raise ValueError("the pub/sub buffer limit must be at least 1024 bytes")
         if self.max_frame_bytes < 1024 or self.max_depth < 2:
             raise ValueError("max frame size must be at least 1024 bytes and max depth at least 2")

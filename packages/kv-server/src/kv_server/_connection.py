@@ -21,6 +21,14 @@ Rules of this module:
 5. A session asked to close (CLIENT KILL, shutdown) receives a push
    ``[2, "kill", reason]`` after its last complete reply and is closed.
 6. A bug in handling one connection is logged and closes that connection only.
+7. A batch that ended on a blocking command sends its replies, then waits for the
+   command's answer (``_blocking.py``) while watching for the peer hanging up, so
+   that a client gone while blocked is served nothing; then the commands it
+   pipelined after it run.
+8. From its first SUBSCRIBE a connection runs a second loop, in which a writer task
+   sends its outbox (pushes and replies, in order; ``_pubsub.py``) while the
+   reader runs commands. It returns to the fast loop once it has no subscriptions
+   and nothing left to send.
 """
 
 from __future__ import annotations
@@ -29,20 +37,20 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
 from kv_protocol.commands import ArgKind, resolve
 from kv_protocol.connection import ServerConnection, State
-from kv_protocol.errors import ProtoError, RemoteProtocolError, ServerError, WrongPassError
+from kv_protocol.errors import MisconfError, ProtoError, RemoteProtocolError, ServerError, WrongPassError
 from kv_protocol.framing import FrameDecoder
-from kv_protocol.messages import encode_error, encode_push
+from kv_protocol.messages import encode_error, encode_push, encode_reply
 from kv_protocol.values import describe, type_name
 
 from ._auth_throttle import peer_of
-from ._session import PROTOCOL_ERROR, Session
+from ._session import PEER_GONE, PROTOCOL_ERROR, Session
 from ._state import ServerState
 
 log = logging.getLogger("kv_server")
@@ -55,6 +63,7 @@ RECEIVE_BYTES = 65536
 GOODBYE_TIMEOUT_S = 1.0
 
 Batch = Callable[[Session, list[object]], bytes]
+Send = Callable[[bytes], Awaitable[None]]
 _QUIET = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -65,8 +74,12 @@ class Transport(Protocol):
 
     async def send_all(self, data: bytes) -> None: ...
 
-    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> None:
-        """Read, run and answer batches until EOF or until the session must close."""
+    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> bool:
+        """Read, run and answer batches until EOF (True), until the session must close
+        or until it subscribed (False)."""
+
+    async def wait_hangup(self) -> None:
+        """Return once the peer has closed the connection, without reading its data."""
 
     async def aclose(self) -> None: ...
 
@@ -95,12 +108,12 @@ class SocketTransport:
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.sock)
 
-    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> None:
+    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> bool:
         sock, stats = self.sock, session.state.stats
         recv, send, feed = sock.recv, sock.send, decoder.feed
         wait_readable, checkpoint = trio.lowlevel.wait_readable, trio.lowlevel.checkpoint
         monotonic = time.monotonic
-        while session.closing is None:
+        while session.closing is None and session.pubsub is None:
             try:
                 data = recv(RECEIVE_BYTES)
             except BlockingIOError:
@@ -111,11 +124,11 @@ class SocketTransport:
                     session.idle = False
                 continue
             if not data:
-                return
+                return True
             stats.net_input_bytes += len(data)
             items = feed(data)
             out = run(session, items)
-            if session.wrote:
+            if session.logged:
                 out = await persisted(session, items, out)
             if out:
                 stats.net_output_bytes += len(out)
@@ -127,10 +140,26 @@ class SocketTransport:
                     session.replying = True
                     await self.send_all(out, sent)
                     session.replying = False
+            if session.blocked is not None:
+                await serve_blocked(session, self, run, self.send_all)
             session.last_active = monotonic()
             # One scheduler trip per batch: fairness and cancellation, and by the time
             # the task is back a pipelining peer's next request has usually arrived.
             await checkpoint()
+        return False
+
+    async def wait_hangup(self) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            try:
+                data = self.sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            await trio.sleep_forever()  # the peer sent more commands: it is there
 
     async def aclose(self) -> None:
         trio.lowlevel.notify_closing(self.sock)
@@ -151,27 +180,42 @@ class StreamTransport:
     async def send_all(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
-    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> None:
+    async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> bool:
         stats = session.state.stats
-        while session.closing is None:
+        while session.closing is None and session.pubsub is None:
             session.idle = True
             try:
                 data = await self.stream.receive_some(RECEIVE_BYTES)
             finally:
                 session.idle = False
             if not data:
-                return
+                return True
             stats.net_input_bytes += len(data)
             items = decoder.feed(bytes(data))
             out = run(session, items)
-            if session.wrote:
+            if session.logged:
                 out = await persisted(session, items, out)
             if out:
                 stats.net_output_bytes += len(out)
                 session.replying = True
                 await self.stream.send_all(out)
                 session.replying = False
+            if session.blocked is not None:
+                await serve_blocked(session, self, run, self.send_all)
             session.last_active = time.monotonic()
+        return False
+
+    async def wait_hangup(self) -> None:
+        """For TLS over TCP, a peek at the raw socket sees a peer that closed without a TLS
+        goodbye (a killed process); other streams cannot tell without reading."""
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream) and isinstance(stream.transport_stream,
+                                                              trio.SocketStream):
+            with contextlib.suppress(OSError):
+                if await stream.transport_stream.socket.recv(1, socket.MSG_PEEK):
+                    await trio.sleep_forever()
+            return
+        await trio.sleep_forever()
 
     async def aclose(self) -> None:
         """Close gracefully, so a TLS peer gets its close_notify and sees a clean end,
@@ -279,31 +323,130 @@ async def _serve_session(
         with session.cancel_scope:
             if pending and session.closing is None:
                 out = run(session, pending)
-                if session.wrote:
+                if session.logged:
                     out = await persisted(session, pending, out)
                 await transport.send_all(out)
-            await transport.serve_commands(session, conn.decoder, run)
+                if session.blocked is not None:
+                    await serve_blocked(session, transport, run, transport.send_all)
+            while not await transport.serve_commands(session, conn.decoder, run):
+                if session.closing is not None or await _serve_subscriber(
+                        session, transport, conn.decoder, run):
+                    break
         # No notice after a reply cut short: it would land inside the half-sent frame.
-        if session.closing not in (None, PROTOCOL_ERROR) and not session.replying:
+        if session.closing not in (None, PROTOCOL_ERROR, PEER_GONE) and not session.replying:
             await _goodbye(transport, encode_push("kill", session.closing))
     except RemoteProtocolError as exc:
         await _goodbye(transport, state.dispatcher.protocol_error(session, exc))
     finally:
-        state.sessions.remove(session)
+        state.release(session)
         log.info("client %d disconnected (%s)", session.id, session.closing or "closed by peer")
 
 
 async def persisted(session: Session, items: list[object], out: bytes) -> bytes:
     """``out`` once the batch's AOF records are written, or with MISCONF for its writes."""
-    session.wrote = False
+    logged, session.logged = session.logged, []
     dispatcher = session.state.dispatcher
-    assert dispatcher.aof is not None  # only a logged write sets ``wrote``
+    assert dispatcher.aof is not None  # only a logged write fills ``logged``
     group = dispatcher.aof.group
     await group.done.wait()
     replies, session.replies = session.replies, []
     if group.error is None:
         return out
-    return dispatcher.unpersisted(items, replies, group.error)
+    return dispatcher.unpersisted(items, logged, replies, group.error)
+
+
+_NULL_REPLY = encode_reply(None)
+
+
+async def serve_blocked(session: Session, transport: Transport, run: Batch, send: Send) -> None:
+    """Answer the blocked command once served or timed out, then run and answer the
+    commands pipelined after it, which may block in turn (rule 7)."""
+    blocking = session.state.blocking
+    while (waiter := session.blocked) is not None:
+        with trio.move_on_after(waiter.timeout):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_end_on_hangup, session, transport, nursery.cancel_scope)
+                await waiter.done.wait()
+                nursery.cancel_scope.cancel()
+        session.blocked = None
+        if waiter.frame is None:
+            blocking.release(waiter)
+            if session.closing is not None:
+                return
+            out = _NULL_REPLY
+        else:
+            out = waiter.frame
+            if waiter.group is not None:
+                await waiter.group.done.wait()
+                if waiter.group.error is not None:
+                    out = encode_error(MisconfError(f"not persisted: {waiter.group.error}"))
+        rest, session.pending = session.pending, []
+        if rest:
+            more = run(session, rest)
+            if session.logged:
+                more = await persisted(session, rest, more)
+            out += more
+        session.state.stats.net_output_bytes += len(out)
+        await send(out)
+
+
+async def _end_on_hangup(session: Session, transport: Transport, scope: trio.CancelScope) -> None:
+    await transport.wait_hangup()
+    session.close_soon(PEER_GONE, interrupt=False)
+    scope.cancel()
+
+
+async def _serve_subscriber(session: Session, transport: Transport, decoder: FrameDecoder,
+                            run: Batch) -> bool:
+    """Serve a subscribed connection (rule 8); True at EOF, False to go back to the
+    fast loop or to close."""
+    assert session.pubsub is not None
+    outbox = session.pubsub.outbox
+
+    async def send(data: bytes) -> None:
+        if data:
+            outbox.put(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_write_outbox, session, transport)
+        try:
+            while session.closing is None:
+                if session.pubsub.count == 0 and outbox.empty:
+                    session.pubsub = None
+                    session.update()
+                    return False
+                session.idle = True
+                try:
+                    data = await transport.receive_some()
+                finally:
+                    session.idle = False
+                if not data:
+                    return True
+                session.state.stats.net_input_bytes += len(data)
+                items = decoder.feed(data)
+                out = run(session, items)
+                if session.logged:
+                    out = await persisted(session, items, out)
+                await send(out)
+                if session.blocked is not None:
+                    await serve_blocked(session, transport, run, send)
+                session.last_active = time.monotonic()
+            return False
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _write_outbox(session: Session, transport: Transport) -> None:
+    """Send a subscriber's outbox as it fills (rule 8)."""
+    assert session.pubsub is not None
+    outbox, stats = session.pubsub.outbox, session.state.stats
+    while True:
+        data = await outbox.take()
+        session.replying = True
+        await transport.send_all(data)
+        session.replying = False
+        outbox.sent(len(data))
+        stats.net_output_bytes += len(data)
 
 
 async def _goodbye(transport: Transport, frame: bytes) -> None:
@@ -321,7 +464,8 @@ def describe_command(argv: object) -> str:
         return f"{describe(argv[0])} (unknown, {len(argv) - 1} arguments)"
     parts = [spec.name]
     for index, arg in enumerate(argv[spec.words :]):
-        kind = spec.arg_at(index).kind if spec.check_arity(len(argv) - spec.words) else None
+        argc = len(argv) - spec.words
+        kind = spec.arg_at(index, argc).kind if spec.check_arity(argc) else None
         if kind in (ArgKind.KEY, ArgKind.TOKEN, ArgKind.INTEGER):
             parts.append(describe(arg))
         else:

@@ -16,33 +16,27 @@ Rules of this module:
    PROTO, and the session is marked to close.
 5. A write command (flag ``write``) that changed the keyspace is logged to the AOF
    as it ran, or as the command a handler put in ``ctx.log_as`` (relative times made
-   absolute), and marks its session ``wrote``: the connection then holds the
+   absolute), and is added to its session's ``logged``: the connection then holds the
    batch's replies until the record is on disk. While the AOF cannot be written,
    write commands are refused with MISCONF before they run.
 6. A read-only session (the read-only password) may run every command flagged
    neither ``write`` nor ``admin``; the others are refused with NOPERM after the
-   generic checks and before they run. The choice is made once per batch, so other
-   sessions pay nothing for it.
+   generic checks and before they run.
+7. After MULTI a command is checked (rule 2, rule 6, flag ``no-multi``) and queued
+   unless flagged ``not-queued``; a subscribed session runs only commands flagged
+   ``pubsub`` (``_transactions.py``, ``_pubsub.py``). These restrictions cost an
+   unrestricted session one attribute test per command.
+8. A blocking command with nothing to take registers a waiter and ends its batch.
+   After every command, keys that a change made ready are served to the clients
+   blocked on them, oldest first (``_blocking.py``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from kv_protocol.commands import (
-    BY_NAME,
-    COMMANDS,
-    FAST_TYPES,
-    Arg,
-    CommandSpec,
-    Flag,
-    argument_error,
-    arity_message,
-    predicate,
-)
+from kv_protocol.commands import BY_NAME, COMMANDS
 from kv_protocol.errors import (
     LocalProtocolError,
     MisconfError,
@@ -56,16 +50,18 @@ from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from kv_protocol.messages import encode_error, encode_reply
 from kv_protocol.values import describe
 
+from ._entry import Entry, Handler
 from ._session import PROTOCOL_ERROR, Session
 from ._stats import Stats
 
 if TYPE_CHECKING:
     from ._aof import AppendOnlyFile
+    from ._blocking import Blocking
 
-Handler = Callable[["Session", list[Any]], object]
 _H = TypeVar("_H", bound=Handler)
 
 _REGISTRY: dict[str, Handler] = {}
+_QUEUED: Final = encode_reply("QUEUED")
 
 
 def command(name: str) -> Callable[[_H], _H]:
@@ -88,121 +84,6 @@ def registered_names() -> frozenset[str]:
     return frozenset(_REGISTRY)
 
 
-_Check = tuple[frozenset[type], Callable[[object], bool], Arg]
-
-
-def _check(arg: Arg) -> _Check:
-    return FAST_TYPES[arg.kind], predicate(arg), arg
-
-
-FastCheck = Callable[[list[Any]], bool]
-
-
-def _exact(offset: int, n: int, types: tuple[frozenset[type], ...]) -> FastCheck | None:
-    """A loop-free check for calls of exactly ``n`` entries, if there are at most 3 types.
-
-    Measured with callgrind, an explicit ``type(a[i]) in t`` costs half of the same
-    test in a loop and a fifth of one done with ``map``; per command that is a
-    tenth of dispatch.
-    """
-    if len(types) == 0:
-        return lambda argv: len(argv) == n
-    if len(types) == 1:
-        (t1,) = types
-        return lambda argv: len(argv) == n and type(argv[offset]) in t1
-    if len(types) == 2:
-        t1, t2 = types
-        return lambda argv: (len(argv) == n and type(argv[offset]) in t1
-                             and type(argv[offset + 1]) in t2)
-    if len(types) == 3:
-        t1, t2, t3 = types
-        return lambda argv: (len(argv) == n and type(argv[offset]) in t1
-                             and type(argv[offset + 1]) in t2 and type(argv[offset + 2]) in t3)
-    return None
-
-
-def _fast_check(offset: int, min_len: int, max_len: int, types: tuple[frozenset[type], ...],
-                tail: tuple[frozenset[type], ...]) -> FastCheck:
-    """A check that passes valid calls of plain scalars with as few steps as possible.
-
-    It answers True (valid) or False (look closer: maybe invalid, maybe a list or
-    map value). The call with only the required arguments (``SET k v``, ``LPUSH k
-    v``, ``RPOP k``), the one clients send most, is tested first without a loop.
-    """
-    exact = _exact(offset, min_len, types[:min_len - offset])
-    if exact is not None and not tail and min_len == max_len:
-        return exact
-
-    def general(argv: list[Any]) -> bool:
-        n = len(argv)
-        if not min_len <= n <= max_len or (tail and (n - offset - len(types)) % len(tail)):
-            return False
-        # Without a tail, arguments past the positional ones are options, which the
-        # command parses itself (CommandSpec.parse_options).
-        for index in range(offset, n if tail else min(n, offset + len(types))):
-            at = index - offset
-            allowed = types[at] if at < len(types) else tail[(at - len(types)) % len(tail)]
-            if type(argv[index]) not in allowed:
-                return False
-        return True
-
-    if exact is None:
-        return general
-    return lambda argv: exact(argv) or general(argv)
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """A command ready to run: its spec, its function, precomputed checks, counters.
-
-    Lengths and indices count the whole command array, name included.
-    """
-
-    spec: CommandSpec
-    handler: Handler
-    fast_check: FastCheck
-    min_len: int
-    max_len: int
-    positional: tuple[tuple[int, _Check], ...]
-    tail_start: int
-    tail: tuple[_Check, ...]
-    write: bool
-    for_readers: bool
-    """Allowed on read-only sessions: flagged neither WRITE nor ADMIN."""
-    calls: int = 0
-    failed: int = 0
-    """Runs that answered an error (Redis failed_calls)."""
-    rejected: int = 0
-    """Calls refused before running: arity, argument kinds, NOPERM (Redis rejected_calls)."""
-
-    @classmethod
-    def build(cls, spec: CommandSpec, handler: Handler) -> Entry:
-        offset = spec.words
-        positional = tuple((offset + i, _check(arg)) for i, arg in enumerate(spec.positional))
-        tail = tuple(_check(arg) for arg in spec.tail)
-        min_len = offset + spec.min_args
-        max_len = sys.maxsize if spec.max_args is None else offset + spec.max_args
-        fast = _fast_check(offset, min_len, max_len, tuple(check[0] for _, check in positional),
-                           tuple(check[0] for check in tail))
-        return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail,
-                   Flag.WRITE in spec.flags, not spec.flags & (Flag.WRITE | Flag.ADMIN))
-
-    def check(self, argv: list[Any]) -> ServerError | None:
-        """The error for a wrong arity or argument kind, or None."""
-        n = len(argv)
-        tail, start = self.tail, self.tail_start
-        if n < self.min_len or n > self.max_len or (tail and (n - start) % len(tail)):
-            return ServerError(arity_message(self.spec.name))
-        for index, (types, ok, arg) in self.positional:
-            if index < n and type(argv[index]) not in types and not ok(argv[index]):
-                return argument_error(self.spec, arg, argv[index])
-        for index in range(start, n if tail else start):
-            types, ok, arg = tail[(index - start) % len(tail)]
-            if type(argv[index]) not in types and not ok(argv[index]):
-                return argument_error(self.spec, arg, argv[index])
-        return None
-
-
 class _Container(dict[str, Entry]):
     """The subcommands of a container command such as CLIENT, by upper-case name."""
 
@@ -210,7 +91,8 @@ class _Container(dict[str, Entry]):
 class Dispatcher:
     """Runs command arrays against a session; one per server (it owns the counters)."""
 
-    def __init__(self, stats: Stats, max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE,
+    def __init__(self, stats: Stats, blocking: Blocking,
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE,
                  tick: Callable[[], None] = lambda: None) -> None:
         names = registered_names()
         table = frozenset(BY_NAME)
@@ -225,6 +107,7 @@ class Dispatcher:
         """Advances the keyspace clock once per batch (``CommandClock.tick``)."""
         self.aof: AppendOnlyFile | None = None
         """Where write commands are logged; None until persistence starts (and in tests)."""
+        self.blocking: Blocking = blocking
         self.entries: dict[str, Entry] = {spec.name: Entry.build(spec, _REGISTRY[spec.name])
                                           for spec in COMMANDS}
         # Top-level lookup by exact name in both common spellings; subcommands hang
@@ -282,10 +165,36 @@ class Dispatcher:
         try:
             entry = self.entry_for(argv)
         except ServerError as exc:
+            if ctx.multi is not None:
+                ctx.multi_failed = True
             return self._error(exc)
-        return self._run(ctx, entry, argv)
+        if ctx.restricted:
+            refusal = self._refusal(ctx, entry)
+            if refusal is not None:
+                entry.rejected += 1
+                if ctx.multi is not None:
+                    ctx.multi_failed = True
+                return self._error(refusal)
+            if ctx.multi is not None and not entry.not_queued:
+                ctx.multi.append((entry, argv))
+                return _QUEUED
+        return self.run_checked(ctx, entry, argv)
 
-    def _run(self, ctx: Session, entry: Entry, argv: list[Any]) -> bytes:
+    @staticmethod
+    def _refusal(ctx: Session, entry: Entry) -> ServerError | None:
+        """Why a restricted session may not run or queue ``entry`` (rules 6 and 7)."""
+        if ctx.readonly and not entry.for_readers:
+            kind = "a write" if entry.write else "an admin"
+            return NoPermError(f"this connection is read-only: {entry.spec.name} is {kind} command")
+        if ctx.pubsub is not None and ctx.pubsub.count and not entry.in_pubsub:
+            return ServerError(
+                f"'{entry.spec.name.lower()}' is not allowed while subscribed: only SUBSCRIBE, "
+                f"UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE and PING are")
+        if ctx.multi is not None and entry.no_multi and not entry.not_queued:
+            return ServerError(f"'{entry.spec.name.lower()}' is not allowed inside MULTI")
+        return None
+
+    def run_checked(self, ctx: Session, entry: Entry, argv: list[Any]) -> bytes:
         """Run a looked-up, checked command; the reply frame."""
         ctx.last_command = entry
         aof = self.aof
@@ -298,23 +207,6 @@ class Dispatcher:
             return self._error(exc)
         entry.calls += 1
         return self._reply(value)
-
-    def execute_readonly(self, ctx: Session, argv: Any) -> bytes:
-        """``execute`` for a read-only session: NOPERM for write and admin commands (rule 6).
-
-        Raises:
-            RemoteProtocolError: ``argv`` is not a command array.
-        """
-        try:
-            entry = self.entry_for(argv)
-        except ServerError as exc:
-            return self._error(exc)
-        if not entry.for_readers:
-            entry.rejected += 1
-            kind = "a write" if entry.write else "an admin"
-            return self._error(NoPermError(
-                f"this connection is read-only: {entry.spec.name} is {kind} command"))
-        return self._run(ctx, entry, argv)
 
     def _execute_logged(self, ctx: Session, entry: Entry, argv: list[Any],
                         aof: AppendOnlyFile) -> bytes:
@@ -333,9 +225,28 @@ class Dispatcher:
         entry.calls += 1
         if keyspace.dirty != dirty:
             aof.log(keyspace.clock(), ctx.log_as or argv)
-            ctx.wrote = True
+            ctx.logged.append(argv)
         ctx.log_as = None
         return self._reply(value)
+
+    def serve_waiter(self, ctx: Session, argv: list[Any],
+                     wrap: Callable[[Any], object]) -> tuple[bytes, bool]:
+        """Run the non-blocking command that serves a blocked client (``_blocking.py``);
+        the reply frame of the blocking command, and whether a write was logged."""
+        entry, aof, keyspace = self.entries[argv[0]], self.aof, ctx.keyspace
+        if aof is not None and aof.error is not None:
+            return self._error(MisconfError(f"writes are refused: {aof.error}")), False
+        dirty = keyspace.dirty
+        try:
+            value = entry.handler(ctx, argv)
+        except ServerError as exc:
+            entry.failed += 1
+            return self._error(exc), False
+        entry.calls += 1
+        if aof is None or keyspace.dirty == dirty:
+            return self._reply(wrap(value)), False
+        aof.log(keyspace.clock(), argv)
+        return self._reply(wrap(value)), True
 
     def _reply(self, value: object) -> bytes:
         try:
@@ -347,39 +258,43 @@ class Dispatcher:
         """Run every command decoded from one read; all replies as one blob.
 
         The replies stay in ``ctx.replies`` until the next batch, so that a batch whose
-        AOF write failed can have its write replies swapped for MISCONF errors.
+        AOF write failed can have its write replies swapped for MISCONF errors. A
+        command that blocks ends the batch: the commands after it wait in
+        ``ctx.pending`` until it is answered (rule 8).
         """
         self.tick()
-        execute = self.execute_readonly if ctx.readonly else self.execute
+        execute, ready = self.execute, self.blocking.ready
         ctx.commands += len(items)
         replies: list[bytes] = []
         append = replies.append
         try:
             for argv in items:
                 append(execute(ctx, argv))
+                if ready:
+                    self.blocking.serve_ready(self)
                 if ctx.closing is not None:  # it killed itself: nothing after runs, as in Redis
+                    break
+                if ctx.blocked is not None:
+                    replies.pop()
+                    ctx.pending = items[len(replies) + 1:]
                     break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))
-        if ctx.wrote:  # kept only while the batch waits for the AOF
+        if ctx.logged:  # kept only while the batch waits for the AOF
             ctx.replies = replies
         return b"".join(replies)
 
-    def unpersisted(self, items: list[object], replies: list[bytes], reason: str) -> bytes:
-        """A batch's replies with every write command's reply replaced by MISCONF.
+    def unpersisted(self, items: list[object], logged: list[object], replies: list[bytes],
+                    reason: str) -> bytes:
+        """A batch's replies with the reply of every command that logged replaced by MISCONF.
 
         For a batch whose AOF group could not be written: its writes ran in memory
         but are not on disk, so they must not be acknowledged.
         """
         refusal = encode_error(MisconfError(f"not persisted: {reason}"))
-        out = []
-        for index, reply in enumerate(replies):
-            try:
-                write = index < len(items) and self.entry_for(items[index]).write
-            except (ServerError, RemoteProtocolError):
-                write = False
-            out.append(refusal if write else reply)
-        return b"".join(out)
+        wrote = {id(argv) for argv in logged}
+        return b"".join(refusal if index < len(items) and id(items[index]) in wrote else reply
+                        for index, reply in enumerate(replies))
 
     def protocol_error(self, ctx: Session | None, exc: RemoteProtocolError) -> bytes:
         """The PROTO frame for a malformed frame or command; the session must close."""

@@ -5,10 +5,11 @@ Rules of this module:
 1. The keyspace belongs to the trio thread; commands run one at a time, so each
    command is atomic and nothing here locks.
 2. Every change goes through a method of :class:`Keyspace` (``set``, ``replace``,
-   ``changed``, ``delete``, ``set_deadline``, ``flush``), so that whatever must see
-   every change (the dirty counter and expiry now; WATCH and the AOF as they
-   arrive) is hooked in one place. Lists and hashes are changed in place, then
-   reported with ``changed``.
+   ``changed``, ``delete``, ``set_deadline``, ``flush``, and expiry), so that
+   whatever must see every change is hooked in one place: the dirty counter, and
+   the :class:`KeyWatcher` objects registered on a key (WATCH, and clients blocked
+   on a list), which hear of every change to it. Lists and hashes are changed in
+   place, then reported with ``changed``.
 3. A key of type string stores its value as is, with no wrapper object, so a
    million small keys cost one dict entry each. A list is a :class:`KvList` (a
    deque: O(1) at both ends), a hash a :class:`KvHash` (a dict); their classes are
@@ -28,7 +29,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from kv_protocol.errors import WrongTypeError
 from kv_protocol.values import Key
@@ -57,6 +58,13 @@ class KvHash(dict[Key, Any]):
 
 CONTAINERS: Final = frozenset({KvList, KvHash})
 """The value classes that are not string values (GET on them is WRONGTYPE)."""
+
+
+class KeyWatcher(Protocol):
+    """Something told of every change to the keys it watches (rule 2)."""
+
+    def touched(self, key: Key) -> None:
+        """``key`` was written, deleted, expired or flushed; runs inside the change."""
 
 
 def wrong_type() -> WrongTypeError:
@@ -110,7 +118,8 @@ class CommandClock:
 class Keyspace:
     """The data, the deadlines, and the counters that describe how they are used."""
 
-    __slots__ = ("buckets", "clock", "data", "dirty", "expired", "expires", "hits", "misses")
+    __slots__ = ("buckets", "clock", "data", "dirty", "expired", "expires", "hits", "misses",
+                 "watchers")
 
     def __init__(self, clock: Callable[[], int] = now_ms) -> None:
         self.clock = clock
@@ -129,6 +138,8 @@ class Keyspace:
         """Changes made since start-up (persistence counts them since the last save)."""
         self.expired = 0
         """Keys removed because their deadline passed (INFO expired_keys)."""
+        self.watchers: dict[Key, list[KeyWatcher]] = {}
+        """Who hears of changes to a key; usually empty, so a change tests one dict."""
 
     def __len__(self) -> int:
         return len(self.data)
@@ -180,6 +191,22 @@ class Keyspace:
                 return key
         return None
 
+    # Watchers.
+
+    def watch(self, key: Key, watcher: KeyWatcher) -> None:
+        self.watchers.setdefault(key, []).append(watcher)
+
+    def unwatch(self, key: Key, watcher: KeyWatcher) -> None:
+        watchers = self.watchers.get(key)
+        if watchers is not None:
+            watchers.remove(watcher)
+            if not watchers:
+                del self.watchers[key]
+
+    def _touch(self, key: Key) -> None:
+        for watcher in self.watchers.get(key, ()):
+            watcher.touched(key)
+
     # Changes.
 
     def set(self, key: Key, value: object) -> None:
@@ -188,6 +215,8 @@ class Keyspace:
         if self.expires and key in self.expires:
             self.buckets.discard(key, self.expires.pop(key))
         self.dirty += 1
+        if self.watchers:
+            self._touch(key)
 
     def replace(self, key: Key, value: object) -> None:
         """Store a value, keeping the key's deadline if it has one (INCR, APPEND).
@@ -197,6 +226,8 @@ class Keyspace:
         """
         self.data[key] = value
         self.dirty += 1
+        if self.watchers:
+            self._touch(key)
 
     def load(self, key: Key, value: object, deadline: int | None) -> None:
         """Store an entry read from a snapshot (start-up: nothing to count or replace)."""
@@ -214,6 +245,8 @@ class Keyspace:
         self.dirty += 1
         if not value:
             self.delete(key)
+        elif self.watchers:
+            self._touch(key)
 
     def delete(self, key: Key) -> bool:
         """Remove ``key``; whether it existed (an expired key did not)."""
@@ -232,10 +265,14 @@ class Keyspace:
             self.expires[key] = deadline
             self.buckets.add(key, deadline)
         self.dirty += 1
+        if self.watchers:
+            self._touch(key)
 
     def flush(self) -> int:
         """Remove every key; how many there were."""
         count = len(self.data)
+        for key in [key for key in self.watchers if key in self.data]:
+            self._touch(key)
         self.data = {}
         self.expires = {}
         self.buckets = DeadlineBuckets()
@@ -272,3 +309,5 @@ class Keyspace:
         deadline = self.expires.pop(key, None)
         if deadline is not None:
             self.buckets.discard(key, deadline)
+        if self.watchers:
+            self._touch(key)

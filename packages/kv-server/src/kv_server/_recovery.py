@@ -21,10 +21,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kv_protocol.errors import ServerError
-from kv_protocol.records.aof import AofFormatError, AofReader, AofRecord
+from kv_protocol.records.aof import TRANSACTION, AofFormatError, AofReader, AofRecord
 from kv_protocol.records.snapshot import SnapshotFormatError, SnapshotHeader
 
 from ._datadir import AOF, OLD_SNAPSHOT, SNAPSHOT, segments
@@ -163,16 +163,23 @@ class _Replay:
         if record.position < self.covered:
             raise StartupError(f"{where}: the snapshot's position {self.covered} falls inside "
                                f"this record; {_DOCS}.")
-        session, dispatcher = self.session, self.state.dispatcher
         try:
-            entry = dispatcher.entry_for(record.argv)
-            if not entry.write:
-                raise ServerError(f"{entry.spec.name} is not a write command")
-            entry.handler(session, record.argv)
+            if record.argv[0] == TRANSACTION:
+                for argv in record.argv[1:]:
+                    self._run(argv)
+            else:
+                self._run(record.argv)
         except ServerError as exc:
             raise StartupError(f"{where}: replaying the record failed: {exc}; {_DOCS}.") from None
-        session.log_as = None
         self.count += 1
+
+    def _run(self, argv: Any) -> None:
+        """Apply one logged write command; ServerError if it is not one or fails."""
+        entry = self.state.dispatcher.entry_for(argv)
+        if not entry.write:
+            raise ServerError(f"{entry.spec.name} is not a write command")
+        entry.handler(self.session, argv)
+        self.session.log_as = None
 
 
 def _torn_message(path: Path, exc: AofFormatError, *, last: bool) -> str:

@@ -22,20 +22,27 @@ import trio
 # The closing reason of a connection that broke the protocol: it gets a PROTO error
 # frame instead of a kill notice.
 PROTOCOL_ERROR = "protocol error"
+# The closing reason of a connection whose peer hung up while it was blocked.
+PEER_GONE = "closed by peer"
 
 if TYPE_CHECKING:
-    from ._dispatch import Entry
+    from ._blocking import Waiter
+    from ._entry import Entry
     from ._keyspace import Keyspace
+    from ._pubsub import Subscriber
     from ._state import ServerState
+    from ._transactions import Watch
 
 
 class Session:
     """One authenticated connection."""
 
     __slots__ = (
-        "addr", "cancel_scope", "client_id", "closing", "commands", "created", "hostname",
-        "id", "idle", "keyspace", "laddr", "last_active", "last_command", "log_as", "name",
-        "readonly", "replies", "replying", "state", "transport", "wrote",
+        "addr", "blocked", "cancel_scope", "client_id", "closing", "commands", "created",
+        "executing", "hostname", "id", "idle", "keyspace", "laddr", "last_active",
+        "last_command", "log_as", "logged", "multi", "multi_failed", "name", "pending",
+        "pubsub", "readonly", "replies", "replying", "restricted", "state", "transport",
+        "watch",
     )
 
     def __init__(self, state: ServerState, session_id: int, *, transport: str, addr: str,
@@ -63,10 +70,33 @@ class Session:
         self.cancel_scope = trio.CancelScope()
         self.log_as: list[object] | None = None
         """The command to log to the AOF instead of the one that ran (see _dispatch)."""
-        self.wrote = False
-        """Whether the current batch logged a write: its replies wait for the AOF."""
+        self.logged: list[object] = []
+        """The commands of the current batch that logged a write (their replies wait for
+        the AOF); an EXEC that logged its transaction counts as one."""
         self.replies: list[bytes] = []
         """The last batch's replies, one per command."""
+        self.multi: list[tuple[Entry, list[object]]] | None = None
+        """The commands queued since MULTI, or None outside a transaction."""
+        self.multi_failed = False
+        """A command was refused while queueing: EXEC answers EXECABORT."""
+        self.executing = False
+        """EXEC is running the queue: blocking commands answer at once."""
+        self.watch: Watch | None = None
+        """The keys WATCHed for the next EXEC, or None."""
+        self.blocked: Waiter | None = None
+        """The blocking command this connection waits on, or None."""
+        self.pending: list[object] = []
+        """Commands pipelined after a blocking one: they run once it is answered."""
+        self.pubsub: Subscriber | None = None
+        """Subscriptions and the queue of pushes, from the first SUBSCRIBE on."""
+        self.restricted = readonly
+        """Whether dispatch must look closer at every command: read-only, in MULTI or
+        subscribed (``update``); false for most sessions, which then pay one test."""
+
+    def update(self) -> None:
+        """Recompute ``restricted`` after MULTI, EXEC, DISCARD or a (un)subscription."""
+        self.restricted = (self.readonly or self.multi is not None
+                           or (self.pubsub is not None and self.pubsub.count > 0))
 
     def close_soon(self, reason: str, *, interrupt: bool) -> None:
         """Ask the connection to close; ``interrupt`` also cancels whatever it awaits."""
@@ -84,6 +114,12 @@ class Session:
             "age": int(now - self.created), "idle": int(now - self.last_active),
             "cmd": self.last_command.spec.name.lower() if self.last_command else "",
             "commands": self.commands,
+            "sub": len(self.pubsub.channels) if self.pubsub else 0,
+            "psub": len(self.pubsub.patterns) if self.pubsub else 0,
+            "multi": -1 if self.multi is None else len(self.multi),
+            "watch": len(self.watch.keys) if self.watch else 0,
+            "blocked": self.blocked is not None,
+            "omem": self.pubsub.outbox.size if self.pubsub else 0,
         }
 
 

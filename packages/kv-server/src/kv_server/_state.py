@@ -11,11 +11,13 @@ import trio
 from kv_protocol.handshake import Credentials, derive_key
 
 from ._auth_throttle import AuthThrottle
+from ._blocking import Blocking
 from ._config import ServerConfig
 from ._dispatch import Dispatcher
 from ._keyspace import CommandClock, Keyspace
+from ._pubsub import PubSub
 from ._scan import Cursors
-from ._session import Sessions
+from ._session import Session, Sessions
 from ._stats import Stats
 from ._version import __version__
 
@@ -38,11 +40,15 @@ class ServerState:
         """Failed handshakes per peer, and the delay they earn (``_auth_throttle.py``)."""
         self.clock = CommandClock()
         self.keyspace = Keyspace(self.clock)
+        self.blocking = Blocking(self.keyspace)
+        """Connections blocked on lists, and the keys they wait for (``_blocking.py``)."""
+        self.pubsub = PubSub()
         self.cursors = Cursors()
         """Open SCAN cursors, shared by all connections as Redis's are."""
         self.stats = Stats()
         self.sessions = Sessions()
-        self.dispatcher = Dispatcher(self.stats, config.max_frame_bytes, self.clock.tick)
+        self.dispatcher = Dispatcher(self.stats, self.blocking, config.max_frame_bytes,
+                                     self.clock.tick)
         self.persistence: Persistence | None = None
         """The data directory's files; None until ``serve`` opens them (and in unit tests)."""
         self.server_name = f"kv-server {__version__}"
@@ -69,6 +75,17 @@ class ServerState:
         self.shutting_down = True
         for session in self.sessions:
             session.close_soon("server is shutting down", interrupt=session.idle)
+
+    def release(self, session: Session) -> None:
+        """Forget a connection that ended: its subscriptions, watches and wait."""
+        self.sessions.remove(session)
+        self.pubsub.drop(session)
+        if session.watch is not None:
+            session.watch.release()
+            session.watch = None
+        if session.blocked is not None:
+            self.blocking.release(session.blocked)
+            session.blocked = None
 
 
 def _handshake_clock() -> float:

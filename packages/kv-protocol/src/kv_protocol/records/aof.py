@@ -19,6 +19,9 @@ Rules of this module:
    its space and the newline, as exactly 8 lowercase hex digits) and command
    (``tagged.dumps(argv)``: argv is a non-empty array whose first item is the
    command name). Tagged JSON never holds a raw newline, so a newline ends a record.
+   A transaction is one record whose command is ``["MULTI", argv, argv, ...]``
+   (:data:`TRANSACTION`): its write commands, applied in order as one unit, so a
+   torn transaction is dropped whole.
 3. Torn is not corrupt. Bytes after the last newline at the end of the file are a
    torn tail, what a crash in the middle of a write leaves (NUL bytes that a
    filesystem left in place of data count too); :meth:`AofReader.finish` reports
@@ -47,6 +50,8 @@ from . import _files
 from .tagged import dumps, loads
 
 MAGIC: Final = b"kv-aof"
+TRANSACTION: Final = "MULTI"
+"""The command name of a transaction's record (rule 2)."""
 VERSION: Final = 1
 # A command fits in one frame (64 MiB of CBOR), and its tagged JSON is at most about
 # twice as long for any realistic value (base64 adds a third, escaped quotes double

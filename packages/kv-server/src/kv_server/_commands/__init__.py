@@ -3,6 +3,20 @@
 Importing this package registers every function with the dispatcher.
 """
 
-from . import connection, counters, expiry, hashes, keys, lists, persistence, server, strings
+from . import (
+    blocking,
+    connection,
+    counters,
+    expiry,
+    hashes,
+    keys,
+    lists,
+    persistence,
+    pubsub,
+    server,
+    strings,
+    transactions,
+)
 
-__all__ = ["connection", "counters", "expiry", "hashes", "keys", "lists", "persistence", "server", "strings"]
+__all__ = ["blocking", "connection", "counters", "expiry", "hashes", "keys", "lists",
+           "persistence", "pubsub", "server", "strings", "transactions"]

@@ -47,6 +47,8 @@ def calls(draw: st.DrawFn, spec: CommandSpec) -> list[Any]:
         for _ in range(draw(st.integers(0, 2))):
             for arg in spec.tail:
                 argv += draw(_arg(arg))
+    for arg in spec.trailing:
+        argv += draw(_arg(arg))
     if spec.options is not None:
         for option in draw(st.lists(st.sampled_from(spec.options.options), max_size=3)):
             argv.append(option.word.lower())

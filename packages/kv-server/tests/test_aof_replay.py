@@ -24,7 +24,7 @@ from kv_server._keyspace import MISSING, Keyspace
 from kv_server._recovery import recover
 from kv_server._snapshots import write_snapshot
 from kv_server._state import ServerState
-from server_helpers import FakeClock, make_config, new_session
+from server_helpers import FakeClock, make_config, new_session, run_to_end
 
 STEPS = st.lists(st.tuples(any_call | st.just(["FLUSHALL"]), st.integers(0, 1500)),
                  min_size=1, max_size=30)
@@ -49,7 +49,7 @@ def run_logged(directory: Path, steps: list[tuple[list[Any], int]]) -> tuple[Ser
     session = new_session(state)
     for argv, advance in steps:
         clock.advance(advance)
-        state.dispatcher.execute_batch(session, [argv])
+        run_to_end(state, session, [argv])
     aof.close()
     return state, clock
 
@@ -65,6 +65,53 @@ def test_replay_rebuilds_the_keyspace(tmp_path_factory: pytest.TempPathFactory,
     replayed.keyspace.clock = clock
     assert dump(replayed.keyspace) == dump(original.keyspace)
     assert found.position == original.dispatcher.aof.position  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bodies=st.lists(st.lists(any_call, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_replayed_transactions_rebuild_the_keyspace(tmp_path_factory: pytest.TempPathFactory,
+                                                   bodies: list[list[list[Any]]]) -> None:
+    """Each body runs inside MULTI/EXEC: its writes are one record, replayed whole."""
+    directory = tmp_path_factory.mktemp("aof")
+    steps = [(argv, 0) for body in bodies for argv in (["MULTI"], *body, ["EXEC"])]
+    original, clock = run_logged(directory, steps)
+    replayed = ServerState(make_config(data_dir=directory))
+    recover(replayed, directory, allow_torn=False)
+    replayed.keyspace.clock = clock
+    assert dump(replayed.keyspace) == dump(original.keyspace)
+
+
+def test_a_transaction_is_one_record_and_a_torn_one_is_dropped_whole(tmp_path: Path) -> None:
+    run_logged(tmp_path, [(["SET", "before", 1], 0), (["MULTI"], 0), (["SET", "a", 1], 0),
+                          (["GET", "a"], 0), (["RPUSH", "q", "x", "y"], 0), (["EXEC"], 0)])
+    path = tmp_path / "kv.aof"
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3 and lines[2].endswith(b'["MULTI",["SET","a",1],["RPUSH","q","x","y"]]\n')
+    path.write_bytes(b"".join(lines[:2]) + lines[2][:-12])  # the crash cut the record short
+    replayed = ServerState(make_config(data_dir=tmp_path))
+    found = recover(replayed, tmp_path, allow_torn=True)
+    assert found.replayed == 1 and dump(replayed.keyspace) == {"before": ("int", "1", None)}
+
+
+def test_blocking_pops_are_logged_as_their_non_blocking_form(tmp_path: Path) -> None:
+    state = ServerState(make_config(data_dir=tmp_path))
+    aof = AppendOnlyFile(tmp_path, FsyncPolicy.NO, 0)
+    state.dispatcher.aof = aof
+    waiter, pusher = new_session(state), new_session(state)
+    state.dispatcher.execute_batch(waiter, [["BLMOVE", "jobs", "busy", "LEFT", "RIGHT", 0]])
+    assert waiter.blocked is not None
+    state.dispatcher.execute_batch(pusher, [["RPUSH", "jobs", "j1", "j2"],
+                                            ["BRPOP", "jobs", 0], ["BLPOP", "none", "jobs", 0]])
+    aof.close()
+    text = (tmp_path / "kv.aof").read_text()
+    assert [line.split(" ", 2)[2] for line in text.splitlines()[1:]] == [
+        '["RPUSH","jobs","j1","j2"]', '["LMOVE","jobs","busy","LEFT","RIGHT"]',
+        '["RPOP","jobs"]']
+    assert "BL" not in text and "BR" not in text
+    replayed = ServerState(make_config(data_dir=tmp_path))
+    recover(replayed, tmp_path, allow_torn=False)
+    assert dump(replayed.keyspace) == dump(state.keyspace) == {
+        "busy": ("KvList", "KvList(['j1'])", None)}
 
 
 def test_relative_expiry_is_logged_as_an_absolute_deadline(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from ._config import (
     DEFAULT_PORT,
     DEFAULT_TLS_PORT,
     HANDSHAKE_TIMEOUT_S,
+    PUBSUB_BUFFER_LIMIT,
     SHUTDOWN_GRACE_S,
     FsyncPolicy,
     ServerConfig,
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shutdown-grace", type=float, default=SHUTDOWN_GRACE_S, metavar="S",
                         help="seconds connections get to finish on shutdown "
                         f"(default {SHUTDOWN_GRACE_S:g})")
+    parser.add_argument("--pubsub-buffer-limit", type=int, default=PUBSUB_BUFFER_LIMIT,
+                        metavar="BYTES",
+                        help="bytes that may wait for a subscriber before it is disconnected "
+                        f"(default {PUBSUB_BUFFER_LIMIT // (1024 * 1024)} MiB, as Redis's "
+                        "pubsub client-output-buffer-limit)")
     parser.add_argument("--version", action="version", version=f"kv-server {__version__}")
     return parser
 
@@ -163,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
         appendfsync=FsyncPolicy(args.appendfsync), persist_s=args.persist, binary=args.binary,
         aof_load_truncated=args.aof_load_truncated, tls_cert=args.tls_cert,
         tls_key=args.tls_key, tls_ca=args.tls_ca, tls_port=args.tls_port,
+        pubsub_buffer_limit=args.pubsub_buffer_limit,
     )
     return config, note
 

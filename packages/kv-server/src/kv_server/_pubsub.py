@@ -18,6 +18,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ from ._glob import compile_glob
 
 if TYPE_CHECKING:
     from ._session import Session
+
+log = logging.getLogger("kv_server")
 
 OUTPUT_LIMIT_REASON = "output buffer limit reached: the client does not read its messages"
 
@@ -54,7 +57,11 @@ class Outbox:
         self.size += len(data)
         if self.size > self.limit:
             self.chunks.clear()
-            self.session.close_soon(OUTPUT_LIMIT_REASON, interrupt=True)
+            session = self.session
+            session.state.stats.output_buffer_disconnects += 1
+            log.warning("client %d: %d bytes wait for it, over the limit of %d: disconnecting it",
+                        session.id, self.size, self.limit)
+            session.close_soon(OUTPUT_LIMIT_REASON, interrupt=True)
         self._wakeup.set()
 
     async def take(self) -> bytes:

@@ -21,7 +21,7 @@ class Stats:
 
     __slots__ = (
         "auth_failures", "connections_received", "error_replies", "handshake_timeouts",
-        "net_input_bytes", "net_output_bytes", "protocol_errors",
+        "net_input_bytes", "net_output_bytes", "output_buffer_disconnects", "protocol_errors",
     )
 
     def __init__(self) -> None:
@@ -33,6 +33,8 @@ class Stats:
         """Connections closed for malformed frames or messages."""
         self.net_input_bytes = 0
         self.net_output_bytes = 0
+        self.output_buffer_disconnects = 0
+        """Subscribers cut off for letting their output pile up past the limit."""
         self.error_replies: collections.Counter[str] = collections.Counter()
         """Error replies sent, by code (INFO errorstats)."""
 

@@ -49,9 +49,16 @@ def _server(state: ServerState) -> dict[str, object]:
 
 
 def _clients(state: ServerState) -> dict[str, object]:
-    return {"connected_clients": len(state.sessions),
-            "readonly_clients": sum(session.readonly for session in state.sessions),
-            "handshaking_clients": state.sessions.handshaking}
+    sessions = list(state.sessions)
+    return {"connected_clients": len(sessions),
+            "readonly_clients": sum(session.readonly for session in sessions),
+            "handshaking_clients": state.sessions.handshaking,
+            "blocked_clients": sum(session.blocked is not None for session in sessions),
+            "pubsub_clients": sum(bool(session.pubsub and session.pubsub.count)
+                                  for session in sessions),
+            "watching_clients": sum(session.watch is not None for session in sessions),
+            "total_blocking_keys": len(state.blocking.queues),
+            "pubsub_buffer_limit": state.config.pubsub_buffer_limit}
 
 
 def _memory(state: ServerState) -> dict[str, object]:
@@ -75,6 +82,10 @@ def _stats(state: ServerState) -> dict[str, object]:
         "expired_keys": keyspace.expired,
         "total_net_input_bytes": stats.net_input_bytes,
         "total_net_output_bytes": stats.net_output_bytes,
+        "pubsub_channels": len(state.pubsub.channels),
+        "pubsub_patterns": len(state.pubsub.patterns),
+        "total_published_messages": state.pubsub.messages,
+        "total_output_buffer_disconnects": stats.output_buffer_disconnects,
     }
 
 

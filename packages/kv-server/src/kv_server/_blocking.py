@@ -120,5 +120,6 @@ class Blocking:
                 waiter.frame, logged = dispatcher.serve_waiter(waiter.session, argv, wrap)
                 if logged and dispatcher.aof is not None:
                     waiter.group = dispatcher.aof.group
+                waiter.session.idle = False  # it has a reply to send: no longer interruptible
                 waiter.done.set()
                 queue = self.queues.get(key)

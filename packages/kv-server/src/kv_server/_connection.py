@@ -363,11 +363,15 @@ async def serve_blocked(session: Session, transport: Transport, run: Batch, send
     commands pipelined after it, which may block in turn (rule 7)."""
     blocking = session.state.blocking
     while (waiter := session.blocked) is not None:
-        with trio.move_on_after(waiter.timeout):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_end_on_hangup, session, transport, nursery.cancel_scope)
-                await waiter.done.wait()
-                nursery.cancel_scope.cancel()
+        session.idle = True  # nothing taken yet: shutdown may interrupt the wait
+        try:
+            with trio.move_on_after(waiter.timeout):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_end_on_hangup, session, transport, nursery.cancel_scope)
+                    await waiter.done.wait()
+                    nursery.cancel_scope.cancel()
+        finally:
+            session.idle = False
         session.blocked = None
         if waiter.frame is None:
             blocking.release(waiter)

@@ -1,24 +1,13 @@
 import pytest
 
+from client_helpers import ready_core
 from kv_client._config import ClientConfig
-from kv_client._core import ClientCore, encode_request
+from kv_client._core import ClientCore, encode_request, may_retry, request_timeout
 from kv_client._errors import ConnectionError
-from kv_protocol.connection import ServerConnection
 from kv_protocol.errors import LocalProtocolError, WrongPassError, WrongTypeError
 from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import Push, encode_error, encode_push, encode_reply
-from protocol_helpers import PASSWORD, TEST_CREDENTIALS
-
-
-def ready_core() -> ClientCore:
-    core = ClientCore(ClientConfig(PASSWORD, name="unit"))
-    server = ServerConnection(TEST_CREDENTIALS, connection_id=3, server_name="kv-server test")
-    server.receive_data(core.data_to_send())
-    assert core.receive_handshake(server.data_to_send()) is False
-    server.receive_data(core.data_to_send())
-    assert core.receive_handshake(server.data_to_send()) is True
-    assert core.session is not None and core.session.connection_id == 3
-    return core
+from protocol_helpers import PASSWORD
 
 
 def test_password_from_argument_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +79,30 @@ def test_encode_request_refuses_what_kv_cannot_store() -> None:
 def test_bad_options_are_refused_when_the_client_is_made(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ClientConfig(PASSWORD, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("timeout_s", "commands", "expected"), [
+    (None, [("BLPOP", "q", 5)], None),                  # no client timeout: none at all
+    (2.0, [("GET", "k")], 2.0),
+    (2.0, [("BLPOP", "q", "r", 5)], 7.0),               # the wait, plus the reply's time
+    (2.0, [("blmove", "a", "b", "LEFT", "RIGHT", 0.5)], 2.5),
+    (2.0, [("BRPOP", "q", 1), ("BLPOPRPUSH", "a", "b", 1.5)], 4.5),  # one after the other
+    (2.0, [("BRPOPLPUSH", "a", "b", 0)], None),         # 0 blocks for ever
+    (2.0, [("BLPOP", "q", float("inf"))], None),
+    (2.0, [("BLPOP", "q", -1)], 2.0),                   # refused at once by the server
+    (2.0, [("BLPOP", "q", "soon")], 2.0),
+    (2.0, [("BLPOP", "q", True)], 2.0),
+    (2.0, [(b"BLPOP", "q", 5)], 2.0),                   # not a command name
+])
+def test_a_blocking_command_extends_the_requests_timeout(
+        timeout_s: float | None, commands: list[tuple[object, ...]], expected: float | None) -> None:
+    assert request_timeout(ClientConfig(PASSWORD, timeout_s=timeout_s), commands) == expected
+
+
+def test_blocking_commands_are_never_sent_again_even_with_retry_writes() -> None:
+    reads, writes = ClientConfig(PASSWORD), ClientConfig(PASSWORD, retry_writes=True)
+    assert may_retry(reads, [("GET", "k"), ("LRANGE", "q", 0, -1)])
+    assert not may_retry(reads, [("GET", "k"), ("LPUSH", "q", 1)])
+    assert may_retry(writes, [("LPUSH", "q", 1), ("NOT-A-COMMAND",)])
+    for blocking in [("BLPOP", "q", 1), ("BLMOVE", "a", "b", "LEFT", "LEFT", 1), ("BLPOPRPUSH", "a", "b", 0)]:
+        assert not may_retry(writes, [("GET", "k"), blocking])

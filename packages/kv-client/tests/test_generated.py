@@ -45,6 +45,9 @@ def test_async_twins_are_coroutines() -> None:
 class Queue(PipelineBase):
     """A pipeline that is never sent."""
 
+    def _immediate(self, call: Any) -> Any:
+        raise AssertionError(f"{call} was run: this pipeline only queues")
+
 
 @pytest.mark.parametrize(("call", "sent"), [
     (lambda p: p.set("k", 1, ex=10, nx=True), ("SET", "k", 1, "EX", 10, "NX")),

@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 
-from kv_client._commands import Commands, method_name
+from kv_client._commands import CONNECTION_STATE, Commands, method_name, refuse_connection_state
 from kv_protocol.commands import COMMANDS, CommandSpec, Reply, predicate, resolve
+from kv_protocol.errors import LocalProtocolError
 
 HELPERS = {"scan_iter"}
+WITH_METHODS = [spec for spec in COMMANDS if spec.name not in CONNECTION_STATE]
+"""The table's commands but those that change their connection's state."""
 
 
 def command_methods() -> dict[str, Any]:
@@ -23,7 +26,20 @@ def command_methods() -> dict[str, Any]:
 
 
 def test_every_command_has_a_method_and_every_method_a_command() -> None:
-    assert set(command_methods()) == {method_name(spec.name) for spec in COMMANDS}
+    assert set(command_methods()) == {method_name(spec.name) for spec in WITH_METHODS}
+
+
+def test_the_commands_without_a_method_are_in_the_table_and_say_where_they_are() -> None:
+    assert CONNECTION_STATE.keys() <= {spec.name for spec in COMMANDS}
+    assert all(CONNECTION_STATE.values())
+
+
+@pytest.mark.parametrize("name", sorted(CONNECTION_STATE))
+def test_commands_that_change_the_connections_state_are_refused_by_name(name: str) -> None:
+    with pytest.raises(LocalProtocolError, match=f"{name} changes the state of its connection"):
+        refuse_connection_state((name.lower(), "x"))
+    refuse_connection_state(("PUBLISH", "ch", 1))
+    refuse_connection_state((b"MULTI",))  # not a name: the server says what is wrong
 
 
 def test_no_mixin_shadows_another() -> None:
@@ -35,7 +51,7 @@ def test_no_mixin_shadows_another() -> None:
                 defined[name] = cls.__name__
 
 
-@pytest.mark.parametrize("spec", COMMANDS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", WITH_METHODS, ids=lambda s: s.name)
 def test_docstring_is_the_tables_summary(spec: Any) -> None:
     assert command_methods()[method_name(spec.name)].__doc__ == spec.summary
 
@@ -126,6 +142,19 @@ SYNTAX_CASES: list[tuple[Callable[[Recorder], object], tuple[object, ...]]] = [
     (lambda c: c.info("server", "stats"), ("INFO", "server", "stats")),
     (lambda c: c.client_kill(3, 4), ("CLIENT", "KILL", "ID", 3, 4)),
     (lambda c: c.client_setname("n"), ("CLIENT", "SETNAME", "n")),
+    (lambda c: c.blpop("q"), ("BLPOP", "q", 0)),
+    (lambda c: c.blpop(["a", b"b"], 1.5), ("BLPOP", "a", b"b", 1.5)),
+    (lambda c: c.brpop(b"q", timeout=2), ("BRPOP", b"q", 2)),
+    (lambda c: c.blmove("a", "b", 0), ("BLMOVE", "a", "b", "LEFT", "RIGHT", 0)),
+    (lambda c: c.blmove("a", "b", 3, "RIGHT", "LEFT"), ("BLMOVE", "a", "b", "RIGHT", "LEFT", 3)),
+    (lambda c: c.brpoplpush("a", "b", 1), ("BRPOPLPUSH", "a", "b", 1)),
+    (lambda c: c.blpoprpush("jobs", "doing"), ("BLPOPRPUSH", "jobs", "doing", 0)),
+    (lambda c: c.publish("news", {"id": 1}), ("PUBLISH", "news", {"id": 1})),
+    (lambda c: c.pubsub_channels(), ("PUBSUB", "CHANNELS")),
+    (lambda c: c.pubsub_channels("n*"), ("PUBSUB", "CHANNELS", "n*")),
+    (lambda c: c.pubsub_numsub(), ("PUBSUB", "NUMSUB")),
+    (lambda c: c.pubsub_numsub("a", "b"), ("PUBSUB", "NUMSUB", "a", "b")),
+    (lambda c: c.pubsub_numpat(), ("PUBSUB", "NUMPAT")),
 ]
 
 
@@ -143,11 +172,12 @@ SAMPLES: dict[str, object] = {
     "element": 1, "pivot": 0, "field": "f", "message": "m", "name": "n", "pattern": "*",
     "substring": "s", "mapping": {"f": 1}, "seconds": 10, "milliseconds": 10_000,
     "when": 1_700_000_000, "offset": 0, "start": 0, "end": -1, "stop": -1, "index": 0,
-    "count": 2, "increment": 1, "decrement": 1, "where": "AFTER",
+    "count": 2, "increment": 1, "decrement": 1, "where": "AFTER", "keys": ["a", "b"],
+    "timeout": 0.5, "channel": "news",
 }
 MANY_SAMPLES: dict[str, tuple[object, ...]] = {
     "keys": ("a", "b"), "elements": (1, "two"), "fields": ("f", b"g"), "ids": (3,),
-    "sections": ("server",),
+    "sections": ("server",), "channels": ("news", b"sport"),
 }
 
 
@@ -161,7 +191,7 @@ def minimal_call(method: Any) -> list[object]:
     return args
 
 
-@pytest.mark.parametrize("spec", COMMANDS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", WITH_METHODS, ids=lambda s: s.name)
 def test_every_method_sends_an_argv_the_table_accepts(spec: CommandSpec) -> None:
     recorder = Recorder()
     method = command_methods()[method_name(spec.name)]
@@ -178,7 +208,7 @@ def test_every_argv_the_recorder_saw_resolves_with_a_valid_arity() -> None:
     for method in command_methods().values():
         method(recorder, *minimal_call(method))
     list(recorder.scan_iter(match="*"))
-    assert len(recorder.sent) == len(SYNTAX_CASES) + len(COMMANDS) + 1
+    assert len(recorder.sent) == len(SYNTAX_CASES) + len(WITH_METHODS) + 1
     for argv in recorder.sent:
         spec = resolve(argv)
         assert spec is not None, argv
@@ -195,6 +225,15 @@ def test_set_answers_false_when_nx_or_xx_stops_it_and_the_old_value_with_get() -
     assert Recorder(None).set("k", 1, nx=True) is False
     assert Recorder([1, 2]).set("k", 1, get=True) == [1, 2]
     assert Recorder(None).set("k", 1, get=True) is None
+
+
+def test_blocking_pops_answer_a_key_and_element_pair_or_none() -> None:
+    recorder = Recorder(["q", {"job": 1}], None, [b"r", 2], "moved", None)
+    assert recorder.blpop("q") == ("q", {"job": 1})
+    assert recorder.blpop(["q", "r"], 0.1) is None
+    assert recorder.brpop("r") == (b"r", 2)
+    assert recorder.blpoprpush("q", "doing") == "moved"
+    assert recorder.blmove("q", "doing", 1) is None
 
 
 def test_replies_are_converted() -> None:

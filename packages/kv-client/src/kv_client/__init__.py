@@ -8,7 +8,8 @@
 
 Errors form one tree rooted at :class:`KvError`: error replies are
 :class:`ServerError` subclasses (``WrongTypeError``...), transport failures are
-:class:`ConnectionError` and :class:`TimeoutError`.
+:class:`ConnectionError` and :class:`TimeoutError`, and a transaction whose watched
+key changed raises :class:`WatchError`.
 """
 
 from kv_protocol.errors import ArgumentTypeError as ArgumentTypeError
@@ -35,7 +36,8 @@ from kv_protocol.errors import WrongPassError as WrongPassError
 from kv_protocol.errors import WrongTypeError as WrongTypeError
 
 from ._async import AsyncClient as AsyncClient
-from ._async import AsyncPipeline as AsyncPipeline
+from ._async_pipeline import AsyncPipeline as AsyncPipeline
+from ._async_pubsub import AsyncPubSub as AsyncPubSub
 from ._ciphers import AgeCipher as AgeCipher
 from ._ciphers import GpgCipher as GpgCipher
 from ._config import ClientConfig as ClientConfig
@@ -45,8 +47,11 @@ from ._encryption import DecryptionError as DecryptionError
 from ._encryption import EncryptionError as EncryptionError
 from ._errors import ConnectionError as ConnectionError
 from ._errors import TimeoutError as TimeoutError
+from ._errors import WatchError as WatchError
+from ._pubsub import Message as Message
 from ._sync import Client as Client
-from ._sync import Pipeline as Pipeline
+from ._sync_pipeline import Pipeline as Pipeline
+from ._sync_pubsub import PubSub as PubSub
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "ArgumentTypeError",
     "AsyncClient",
     "AsyncPipeline",
+    "AsyncPubSub",
     "AuthError",
     "BusyError",
     "Cipher",
@@ -69,6 +75,7 @@ __all__ = [
     "KvError",
     "LoadingError",
     "LocalProtocolError",
+    "Message",
     "MisconfError",
     "NoAuthError",
     "NoKeyError",
@@ -79,10 +86,12 @@ __all__ = [
     "Pipeline",
     "ProtoError",
     "ProtocolError",
+    "PubSub",
     "RemoteProtocolError",
     "ServerError",
     "TimeoutError",
     "TooBigError",
+    "WatchError",
     "WrongPassError",
     "WrongTypeError",
     "__version__",

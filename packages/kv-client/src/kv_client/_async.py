@@ -13,88 +13,27 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 from kv_protocol.connection import Session
 from kv_protocol.values import Key
 
-from ._async_streams import Backend, Semaphore, Stream, current_backend
+from ._async_connection import AsyncConnection
+from ._async_pipeline import AsyncPipeline
+from ._async_pubsub import AsyncPubSub
+from ._async_streams import Backend, Semaphore, current_backend
+from ._commands import refuse_connection_state
 from ._commands_async import AsyncCommands
 from ._commands_base import as_is
 from ._config import ClientBase, ClientConfig, ClientOptions
-from ._core import PING, ClientCore, decrypt_replies, encode_request, may_retry
-from ._errors import ConnectionError, TimeoutError
-from ._pipeline import PipelineBase, results
+from ._core import PING, decrypt_replies, encode_request, may_retry, request_timeout
+from ._errors import ConnectionError, WatchError
 from ._pool import IdleConnections
 from ._recorder import Call, recorded
 
 T = TypeVar("T")
-
-
-class AsyncConnection:
-    """One authenticated stream."""
-
-    def __init__(self, core: ClientCore, stream: Stream, backend: Backend) -> None:
-        self.core, self.stream, self.backend = core, stream, backend
-
-    @classmethod
-    async def open(cls, config: ClientConfig, backend: Backend) -> AsyncConnection:
-        core = ClientCore(config)
-        try:
-            async with backend.deadline(config.connect_timeout_s):
-                stream = await backend.connect(config)
-        except builtins.TimeoutError:
-            raise TimeoutError(f"cannot connect to {config.address} within "
-                               f"{config.connect_timeout_s} s") from None
-        except OSError as exc:
-            raise ConnectionError(f"cannot connect to {config.address}: {exc}") from exc
-        try:
-            async with backend.deadline(config.connect_timeout_s):
-                await stream.send_all(core.data_to_send())
-                while not core.receive_handshake(await stream.receive_some()):
-                    if out := core.data_to_send():
-                        await stream.send_all(out)
-        except BaseException as exc:
-            stream.abort()
-            if isinstance(exc, builtins.TimeoutError) and not isinstance(exc, TimeoutError):
-                raise TimeoutError(f"no handshake reply from {config.address}") from None
-            if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
-                raise ConnectionError(f"handshake with {config.address} failed: {exc}") from exc
-            raise
-        return cls(core, stream, backend)
-
-    async def request(self, payload: bytes, count: int) -> list[object]:
-        """Send ``payload`` (``count`` commands) and return their replies."""
-        config = self.core.config
-        try:
-            if config.timeout_s is None:
-                return await self.exchange(payload, count)
-            async with self.backend.deadline(config.timeout_s):
-                return await self.exchange(payload, count)
-        except ConnectionError:
-            raise
-        except builtins.TimeoutError:
-            raise TimeoutError(f"no reply from {config.address} within "
-                               f"{config.timeout_s} s") from None
-        except OSError as exc:
-            raise ConnectionError(f"connection to {config.address} broke: {exc}") from exc
-
-    async def exchange(self, payload: bytes, count: int) -> list[object]:
-        """The request without a deadline or error mapping: the caller's."""
-        core, stream = self.core, self.stream
-        await stream.send_all(payload)
-        replies: list[object] = []
-        while len(replies) < count:
-            replies += core.receive_replies(await stream.receive_some())
-        return replies
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    def abort(self) -> None:
-        self.stream.abort()
 
 
 class AsyncPool:
@@ -109,6 +48,18 @@ class AsyncPool:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one request, given back after it (closed if it failed)."""
+        connection, generation = await self.acquire()
+        try:
+            yield connection
+        except BaseException:
+            self.release(connection, generation, reusable=False)
+            raise
+        self.release(connection, generation, reusable=True)
+
+    async def acquire(self) -> tuple[AsyncConnection, int]:
+        """A connection and the pool's generation, for :meth:`release`: a transaction
+        that watches keys holds one for several requests."""
         try:
             async with self.backend.deadline(self.config.pool_timeout_s):
                 await self._slots.acquire()
@@ -118,17 +69,21 @@ class AsyncPool:
                                   f"{self.config.pool_timeout_s} s") from None
         try:
             generation = self._generation
-            connection = await self._take()
-            try:
-                yield connection
-            except BaseException:
-                connection.abort()
-                raise
-            self.last_session = connection.core.session
-            if generation == self._generation:
-                self._idle.give_back(connection)
-            else:
-                connection.abort()
+            return await self._take(), generation
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, connection: AsyncConnection, generation: int, *, reusable: bool) -> None:
+        """Give a connection back, or close it when its state is unknown (a request
+        failed or was cancelled: a late reply would be taken for the next one's)."""
+        try:
+            if reusable:
+                self.last_session = connection.core.session
+                if generation == self._generation:
+                    self._idle.give_back(connection)
+                    return
+            connection.abort()
         finally:
             self._slots.release()
 
@@ -150,36 +105,6 @@ class AsyncPool:
         self._generation += 1
         for connection in self._idle.drain():
             await connection.stream.aclose()
-
-
-class AsyncPipeline(PipelineBase):
-    """Commands queued on an :class:`AsyncClient`, sent together by :meth:`execute`.
-
-    Example::
-
-        async with kv.pipeline() as p:
-            p.set("a", 1).incr("a").get("a")
-            assert await p.execute() == [True, 2, 2]
-    """
-
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__()
-        self._client = client
-
-    async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
-        """Send the queued commands in one write; their results, in order."""
-        calls = self._take()
-        if not calls:
-            return []
-        replies = await self._client._request([call.args for call in calls])
-        return results(calls, replies, raise_on_error)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self.reset()
 
 
 class AsyncClient(AsyncCommands, ClientBase):
@@ -227,15 +152,39 @@ class AsyncClient(AsyncCommands, ClientBase):
         return converted
 
     async def execute_command(self, *args: object) -> Any:
-        """Send one command by name and return its reply untouched; an error reply raises."""
+        """Send one command by name and return its reply untouched; an error reply raises
+        (and MULTI, WATCH, SUBSCRIBE... are refused, as ``Client.execute_command`` says)."""
+        refuse_connection_state(args)
         [reply] = await self._request([args])
         return Call(args, as_is).result(reply)
 
     execute = execute_command
 
-    def pipeline(self) -> AsyncPipeline:
-        """A pipeline: queue commands, then send them in one write with ``await execute()``."""
-        return AsyncPipeline(self)
+    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+        """A pipeline: queue commands, then send them in one write with ``await execute()``;
+        with ``transaction=True``, between MULTI and EXEC."""
+        return AsyncPipeline(self, transaction)
+
+    async def transaction(self, func: Callable[[AsyncPipeline], Awaitable[object]], *watches: Key,
+                          retries: int | None = None) -> list[Any]:
+        """Await ``func(pipeline)`` and then its transaction, again while a watched key
+        changes (see ``Client.transaction``; ``func`` awaits its reads)."""
+        attempt = 0
+        async with self.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    if watches:
+                        await pipe.watch(*watches)
+                    await func(pipe)
+                    return await pipe.execute()
+                except WatchError:
+                    attempt += 1
+                    if retries is not None and attempt > retries:
+                        raise
+
+    def pubsub(self) -> AsyncPubSub:
+        """A subscriber on a connection of its own (see ``Client.pubsub``)."""
+        return AsyncPubSub(self.config, self._connections().backend)
 
     async def scan_iter(self, match: str | bytes | None = None, count: int | None = None,
                         type: str | None = None) -> AsyncIterator[Key]:
@@ -249,19 +198,26 @@ class AsyncClient(AsyncCommands, ClientBase):
                 return
 
     async def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
+        config = self.config
+        return decrypt_replies(config, commands,
+                               await self._exchange(commands, request_timeout(config, commands)))
+
+    async def _exchange(self, commands: Sequence[Sequence[object]],
+                        timeout_s: float | None) -> list[object]:
+        """The replies to ``commands`` on a pooled connection, sent again after a broken
+        connection when that is safe; not decrypted."""
         config, pool = self.config, self._connections()
         payload, count = encode_request(config, commands), len(commands)
         sent = False
         try:
             async with pool.connection() as connection:
                 sent = True
-                replies = await connection.request(payload, count)
+                return await connection.request(payload, count, timeout_s)
         except ConnectionError:
             if not sent or not may_retry(config, commands):
                 raise
             async with pool.connection() as connection:
-                replies = await connection.request(payload, count)
-        return decrypt_replies(config, commands, replies)
+                return await connection.request(payload, count, timeout_s)
 
     async def aclose(self) -> None:
         """Close the pool's connections; the next command opens a new one."""

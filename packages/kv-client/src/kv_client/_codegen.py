@@ -31,7 +31,7 @@ HAND_WRITTEN: Final = frozenset({"scan_iter"})
 # Where each name a signature uses comes from; an unknown name stops the generator.
 IMPORTS: Final = {
     "Any": "typing", "Literal": "typing", "overload": "typing", "Self": "typing", "TypeVar": "typing",
-    "Mapping": "collections.abc",
+    "Mapping": "collections.abc", "Sequence": "collections.abc",
     "Key": "kv_protocol.values", "Value": "kv_protocol.values",
     "End": "._commands_base", "ExpireCondition": "._commands_base", "Where": "._commands_base",
     "Field": "._commands_hashes",

@@ -5,8 +5,13 @@ tests/test_methods_match_table.py checks that every command has a method, that
 every method names a command, and that the docstrings match, so the table and the
 client cannot drift apart. Methods are grouped by the table's families, one mixin
 module each (``_commands_strings.py``, ``_commands_keys.py``, ``_commands_lists.py``,
-``_commands_hashes.py``); :class:`Commands` mixes them together and adds the
-connection and server commands.
+``_commands_hashes.py``, ``_commands_pubsub.py``); :class:`Commands` mixes them
+together and adds the connection and server commands.
+
+The commands in :data:`CONNECTION_STATE` have no method: each changes what its
+connection does with later commands, and a pooled client may send the next
+command on another connection. They are reached through objects that hold one
+connection (transactions, pub/sub), as the mapping says.
 
 Replies: commands that answer a status such as ``OK`` return ``True``, as
 redis-py's do (SET without GET returns False when NX or XX stopped it), integer
@@ -19,16 +24,46 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
+from kv_protocol.errors import LocalProtocolError
 from kv_protocol.values import Value
 
 from ._commands_base import as_is, status
 from ._commands_hashes import HashCommands
 from ._commands_keys import KeyCommands
 from ._commands_lists import ListCommands
+from ._commands_pubsub import PubSubCommands
 from ._commands_strings import StringCommands
 
 # Method names that cannot be the command's name in lower case.
 METHOD_NAMES: Final = {"DEL": "delete"}
+
+
+CONNECTION_STATE: Final = {
+    "MULTI": "client.pipeline(transaction=True) or client.transaction()",
+    "EXEC": "Pipeline.execute() of a transaction",
+    "DISCARD": "a transaction pipeline (leaving it discards what is queued)",
+    "WATCH": "Pipeline.watch() or client.transaction(func, *keys)",
+    "UNWATCH": "Pipeline.unwatch()",
+    "SUBSCRIBE": "client.pubsub().subscribe()",
+    "UNSUBSCRIBE": "PubSub.unsubscribe()",
+    "PSUBSCRIBE": "client.pubsub().psubscribe()",
+    "PUNSUBSCRIBE": "PubSub.punsubscribe()",
+}
+"""Commands that change their connection's state, each with what offers it instead."""
+
+
+def refuse_connection_state(args: tuple[object, ...]) -> None:
+    """Refuse, before sending, a command that would leave a pooled connection in a state
+    the next user of that connection does not expect (queueing, watching, subscribed).
+
+    Raises:
+        LocalProtocolError: ``args`` names one of :data:`CONNECTION_STATE`.
+    """
+    name = args[0].upper() if args and type(args[0]) is str else None
+    if name in CONNECTION_STATE:
+        raise LocalProtocolError(
+            f"{name} changes the state of its connection, and a pooled client may send the "
+            f"next command on another one: use {CONNECTION_STATE[name]}")
 
 
 def method_name(command: str) -> str:
@@ -44,7 +79,7 @@ class _NoMessage:
 _NO_MESSAGE: Final = _NoMessage()
 
 
-class Commands(StringCommands, KeyCommands, ListCommands, HashCommands):
+class Commands(StringCommands, KeyCommands, ListCommands, HashCommands, PubSubCommands):
     """The command methods, for any class that can run a command.
 
     A subclass provides ``_call``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, overload
 
 from kv_protocol.values import Key, Value
@@ -94,3 +95,40 @@ class ListCommands(CommandsBase):
     def lpoprpush(self, source: Key, destination: Key) -> Any:
         """Pop from a list's head, push onto another's tail."""
         return self._call(as_is, "LPOPRPUSH", source, destination)
+
+    # Blocking pops: the server holds the reply until an element comes or the timeout
+    # (seconds, 0 for ever) passes, and the client waits that long on top of its own
+    # timeout (_core.request_timeout). None when the timeout passed.
+    def blpop(self, keys: Key | Sequence[Key], timeout: float = 0) -> tuple[Key, Any] | None:
+        """Pop from the head of the first non-empty list, or wait."""
+        return self._call(key_and_element, "BLPOP", *key_list(keys), timeout)
+
+    def brpop(self, keys: Key | Sequence[Key], timeout: float = 0) -> tuple[Key, Any] | None:
+        """Pop from the tail of the first non-empty list, or wait."""
+        return self._call(key_and_element, "BRPOP", *key_list(keys), timeout)
+
+    def blmove(self, source: Key, destination: Key, timeout: float, wherefrom: End = "LEFT",
+               whereto: End = "RIGHT") -> Any:
+        """LMOVE, waiting for the source to have an element."""
+        return self._call(as_is, "BLMOVE", source, destination, wherefrom, whereto, timeout)
+
+    def brpoplpush(self, source: Key, destination: Key, timeout: float = 0) -> Any:
+        """RPOPLPUSH, waiting for the source to have an element."""
+        return self._call(as_is, "BRPOPLPUSH", source, destination, timeout)
+
+    def blpoprpush(self, source: Key, destination: Key, timeout: float = 0) -> Any:
+        """LPOPRPUSH, waiting for the source to have an element."""
+        return self._call(as_is, "BLPOPRPUSH", source, destination, timeout)
+
+
+def key_list(keys: Key | Sequence[Key]) -> Sequence[Key]:
+    """One key or several: text and bytes are sequences too, so a lone key is told apart."""
+    return (keys,) if isinstance(keys, str | bytes) else keys
+
+
+def key_and_element(reply: Any) -> tuple[Key, Any] | None:
+    """BLPOP's ``[key, element]`` as a pair, or None when the timeout passed."""
+    if reply is None:
+        return None
+    key, element = reply
+    return key, element

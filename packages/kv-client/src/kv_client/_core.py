@@ -14,17 +14,21 @@ Rules of this module:
 4. When the server closes the connection, the error says why if the server said
    so first (a ``kill`` push: CLIENT KILL or shutdown).
 5. After a broken connection, only commands that cannot change anything are sent
-   again (:func:`may_retry`), unless the caller asked for writes too.
+   again (:func:`may_retry`), unless the caller asked for writes too; blocking
+   commands (BLPOP...) never are.
+6. A blocking command's reply may take its whole timeout to come, so the request
+   waits that long on top of the client's timeout (:func:`request_timeout`).
 """
 
 from __future__ import annotations
 
+import math
 import platform
 from collections import deque
 from collections.abc import Sequence
 from typing import Final
 
-from kv_protocol.commands import Flag, resolve
+from kv_protocol.commands import COMMANDS, Flag, resolve
 from kv_protocol.connection import ClientConnection, Session, State
 from kv_protocol.errors import KvError, LocalProtocolError
 from kv_protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_frame
@@ -154,12 +158,44 @@ def may_retry(config: ClientConfig, commands: Sequence[Sequence[object]]) -> boo
 
     Their fate is unknown: they may have run. Running a read-only command twice
     changes nothing; anything else (a write, an admin command, a command the table
-    does not know) is sent again only when the caller set ``retry_writes``.
+    does not know) is sent again only when the caller set ``retry_writes``. A
+    blocking pop never is: ``retry_writes`` vouches for writes that may run twice,
+    and a second pop takes a second element.
     """
-    if config.retry_writes:
-        return True
     for args in commands:
         spec = resolve(args)
-        if spec is None or not spec.flags & Flag.READONLY:
+        if spec is not None and spec.flags & Flag.READONLY:
+            continue
+        if not config.retry_writes or (spec is not None and spec.flags & Flag.BLOCKING):
             return False
     return True
+
+
+BLOCKING: Final = frozenset(spec.name for spec in COMMANDS if spec.flags & Flag.BLOCKING)
+"""Commands that may hold their reply back (BLPOP...): one-word names, so that a
+request's commands are checked without resolving each one."""
+
+
+def request_timeout(config: ClientConfig, commands: Sequence[Sequence[object]]) -> float | None:
+    """How long a request may wait for its replies: the client's timeout, plus the
+    time each blocking command may wait (its last argument, in seconds).
+
+    None, waiting for ever, when the client has no timeout or a command blocks for
+    ever (a timeout of 0). A timeout that is not a positive number adds nothing:
+    the server refuses it at once. Inside MULTI a blocking command does not wait,
+    so a transaction's request uses the client's timeout as it is.
+    """
+    timeout = config.timeout_s
+    if timeout is None:
+        return None
+    for args in commands:
+        if type(args[0]) is not str or args[0].upper() not in BLOCKING:
+            continue
+        wait = args[-1]
+        if isinstance(wait, bool) or not isinstance(wait, int | float):
+            continue
+        if wait == 0 or wait == math.inf:
+            return None
+        if wait > 0:
+            timeout += wait
+    return timeout

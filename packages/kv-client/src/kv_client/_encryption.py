@@ -22,7 +22,8 @@ The policy, decided per command from the command table:
 
 - Encrypted: every argument declared ``ArgKind.VALUE`` of a command that stores or
   returns it unchanged (SET, GETSET, SETNX, SETEX, PSETEX, MSET, the pushes, LSET,
-  HSET, HSETNX; ECHO and PING too, whose message comes back and is decrypted).
+  HSET, HSETNX; ECHO and PING too, whose message comes back and is decrypted;
+  PUBLISH, whose message subscribers decrypt, ``_pubsub.py``).
   Keys, field names, counts, options and time-to-live stay plaintext: the server
   needs them, and sees them.
 - Refused with :class:`EncryptionError`, before anything is sent: commands that

@@ -7,7 +7,10 @@ built-in exceptions of the same name, so ``except ConnectionError`` and
 
     KvError
     ├── ConnectionError   connecting failed, or the connection broke or was closed
-    └── TimeoutError      no reply within the timeout; the connection is closed
+    ├── TimeoutError      no reply within the timeout; the connection is closed
+    └── WatchError        a watched key changed, so EXEC ran nothing
+
+``WatchError`` is no error reply (EXEC answers null), so it carries no code.
 """
 
 from __future__ import annotations
@@ -27,3 +30,9 @@ class ConnectionError(KvError, builtins.ConnectionError):
 class TimeoutError(KvError, builtins.TimeoutError):
     """No reply arrived within the timeout; the connection was closed, because the
     reply might still arrive and would be taken for the next command's."""
+
+
+class WatchError(KvError):
+    """A key watched with ``Pipeline.watch`` changed before EXEC, which therefore ran
+    nothing (the server answered null). Read the keys again and retry:
+    ``Client.transaction`` does that."""

@@ -8,119 +8,28 @@ new connection, only if that is safe (``_core.may_retry``): its fate is unknown.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import os
-import socket
-import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 from kv_protocol.connection import Session
 from kv_protocol.errors import KvError
+from kv_protocol.values import Key
 
-from ._commands import Commands
+from ._commands import Commands, refuse_connection_state
 from ._commands_base import as_is
 from ._config import ClientBase, ClientConfig, ClientOptions
-from ._core import PING, RECEIVE_BYTES, ClientCore, decrypt_replies, encode_request, may_retry
-from ._errors import ConnectionError, TimeoutError
-from ._pipeline import PipelineBase, results
+from ._core import PING, decrypt_replies, encode_request, may_retry, request_timeout
+from ._errors import ConnectionError, TimeoutError, WatchError
 from ._pool import IdleConnections
+from ._sync_connection import SyncConnection as SyncConnection  # kv-tools uses it here
+from ._sync_pipeline import Pipeline
+from ._sync_pubsub import PubSub
 
 T = TypeVar("T")
-
-
-class SyncConnection:
-    """One authenticated socket (TCP, TLS or Unix)."""
-
-    def __init__(self, config: ClientConfig) -> None:
-        self.core = ClientCore(config)
-        try:
-            self.sock = self._open(config)
-        except builtins.TimeoutError:  # socket.timeout; also a TLS handshake's
-            raise TimeoutError(f"cannot connect to {config.address} within "
-                               f"{config.connect_timeout_s} s") from None
-        except ssl.SSLError as exc:
-            raise ConnectionError(f"TLS with {config.address} failed: {exc}") from exc
-        except OSError as exc:
-            raise ConnectionError(f"cannot connect to {config.address}: {exc}") from exc
-        try:
-            self._handshake()
-            self.sock.settimeout(config.timeout_s)
-        except BaseException:
-            self.sock.close()
-            raise
-
-    @staticmethod
-    def _open(config: ClientConfig) -> socket.socket:
-        if config.unix_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(config.connect_timeout_s)
-            try:
-                sock.connect(str(config.unix_path))
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        sock = socket.create_connection((config.host, config.port), timeout=config.connect_timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if config.ssl is None:
-            return sock
-        try:
-            return config.ssl.wrap_socket(sock, server_hostname=config.server_hostname or config.host)
-        except BaseException:
-            sock.close()
-            raise
-
-    def _handshake(self) -> None:
-        core = self.core
-        try:
-            self.sock.sendall(core.data_to_send())
-            while not core.receive_handshake(self.sock.recv(RECEIVE_BYTES)):
-                if out := core.data_to_send():
-                    self.sock.sendall(out)
-        except ConnectionError:
-            raise
-        except builtins.TimeoutError:  # what sockets raise
-            raise TimeoutError(f"no handshake reply from {core.config.address}") from None
-        except OSError as exc:
-            raise ConnectionError(f"handshake with {core.config.address} failed: {exc}") from exc
-
-    def request(self, payload: bytes, count: int, timeout_s: float | None) -> list[object]:
-        """Send ``payload`` (``count`` commands) and return their replies.
-
-        ``timeout_s`` bounds the whole request, however many reads its replies take.
-        """
-        core, sock = self.core, self.sock
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        if timeout_s != core.config.timeout_s:
-            sock.settimeout(timeout_s)
-        try:
-            sock.sendall(payload)
-            replies: list[object] = []
-            while len(replies) < count:
-                if deadline is not None and replies:
-                    sock.settimeout(max(deadline - time.monotonic(), 1e-6))
-                replies += core.receive_replies(sock.recv(RECEIVE_BYTES))
-            if deadline is not None:
-                sock.settimeout(core.config.timeout_s)
-        except ConnectionError:
-            raise
-        except builtins.TimeoutError:
-            raise TimeoutError(f"no reply from {core.config.address} within "
-                               f"{timeout_s} s") from None
-        except OSError as exc:
-            raise ConnectionError(f"connection to {core.config.address} broke: {exc}") from exc
-        return replies
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def abort(self) -> None:
-        self.sock.close()
 
 
 class SyncPool:
@@ -148,6 +57,18 @@ class SyncPool:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[SyncConnection]:
+        """A connection for one request, given back after it (closed if it failed)."""
+        connection, generation = self.acquire()
+        try:
+            yield connection
+        except BaseException:
+            self.release(connection, generation, reusable=False)
+            raise
+        self.release(connection, generation, reusable=True)
+
+    def acquire(self) -> tuple[SyncConnection, int]:
+        """A connection and the pool's generation, for :meth:`release`: a transaction
+        that watches keys holds one for several requests."""
         if self._pid != os.getpid():
             self._start()
         if not self._slots.acquire(timeout=self.config.pool_timeout_s):
@@ -155,17 +76,21 @@ class SyncPool:
                                   f"{self.config.address} stayed busy for "
                                   f"{self.config.pool_timeout_s} s")
         try:
-            connection, generation = self._take()
-            try:
-                yield connection
-            except BaseException:
-                connection.abort()
-                raise
-            self.last_session = connection.core.session
-            with self._lock:
-                if generation == self._generation:
-                    self._idle.give_back(connection)
-                    return
+            return self._take()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, connection: SyncConnection, generation: int, *, reusable: bool) -> None:
+        """Give a connection back, or close it when its state is unknown (a request
+        failed or was interrupted: a late reply would be taken for the next one's)."""
+        try:
+            if reusable:
+                self.last_session = connection.core.session
+                with self._lock:
+                    if generation == self._generation:
+                        self._idle.give_back(connection)
+                        return
             connection.abort()
         finally:
             self._slots.release()
@@ -191,29 +116,6 @@ class SyncPool:
             idle = self._idle.drain()
         for connection in idle:
             connection.abort()
-
-
-class Pipeline(PipelineBase):
-    """Commands queued on a :class:`Client`, sent together by :meth:`execute`.
-
-    Example::
-
-        with kv.pipeline() as p:
-            p.set("a", 1).incr("a").get("a")
-            assert p.execute() == [True, 2, 2]
-    """
-
-    def __init__(self, client: Client) -> None:
-        super().__init__()
-        self._client = client
-
-    def execute(self, *, raise_on_error: bool = True) -> list[Any]:
-        """Send the queued commands in one write; their results, in order."""
-        calls = self._take()
-        if not calls:
-            return []
-        replies = self._client._request([call.args for call in calls])
-        return results(calls, replies, raise_on_error)
 
 
 class Client(Commands, ClientBase):
@@ -255,29 +157,88 @@ class Client(Commands, ClientBase):
         return convert(reply)
 
     def execute_command(self, *args: object) -> Any:
-        """Send one command by name and return its reply untouched; an error reply raises."""
+        """Send one command by name and return its reply untouched; an error reply raises.
+
+        Raises:
+            LocalProtocolError: MULTI, WATCH, SUBSCRIBE and the other commands that
+                change their connection's state (see :meth:`pipeline`, :meth:`pubsub`).
+        """
+        refuse_connection_state(args)
         return self._call(as_is, *args)
 
     execute = execute_command
 
-    def pipeline(self) -> Pipeline:
-        """A pipeline: queue commands, then send them in one write with ``execute()``."""
-        return Pipeline(self)
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        """A pipeline: queue commands, then send them in one write with ``execute()``;
+        with ``transaction=True``, between MULTI and EXEC, so they run as one unit."""
+        return Pipeline(self, transaction)
+
+    def transaction(self, func: Callable[[Pipeline], object], *watches: Key,
+                    retries: int | None = None) -> list[Any]:
+        """Run ``func(pipeline)`` and then its transaction, again while a watched key changes.
+
+        ``func`` reads through the pipeline (its methods run at once while the
+        ``watches`` keys are watched), calls ``pipeline.multi()`` and queues its
+        writes; the transaction runs only if no watched key changed in the meantime,
+        and otherwise everything starts again, ``func`` included.
+
+        Example::
+
+            def increment(pipe: Pipeline) -> None:
+                value = pipe.get("counter") or 0
+                pipe.multi()
+                pipe.set("counter", value + 1)
+
+            kv.transaction(increment, "counter")
+
+        Args:
+            retries: how many times to start again; None (the default, as redis-py)
+                retries until the transaction runs.
+
+        Returns:
+            The transaction's results, as ``Pipeline.execute()`` returns them.
+
+        Raises:
+            WatchError: the watched keys kept changing for ``retries`` retries.
+        """
+        attempt = 0
+        with self.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    if watches:
+                        pipe.watch(*watches)
+                    func(pipe)
+                    return pipe.execute()
+                except WatchError:
+                    attempt += 1
+                    if retries is not None and attempt > retries:
+                        raise
+
+    def pubsub(self) -> PubSub:
+        """A subscriber on a connection of its own (opened at its first command, not
+        taken from the pool): subscribe, then read messages."""
+        return PubSub(self.config)
 
     def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:
+        config = self.config
+        return decrypt_replies(config, commands,
+                               self._exchange(commands, request_timeout(config, commands)))
+
+    def _exchange(self, commands: Sequence[Sequence[object]], timeout_s: float | None) -> list[object]:
+        """The replies to ``commands`` on a pooled connection, sent again after a broken
+        connection when that is safe; not decrypted."""
         config = self.config
         payload, count = encode_request(config, commands), len(commands)
         sent = False
         try:
             with self._pool.connection() as connection:
                 sent = True
-                replies = connection.request(payload, count, config.timeout_s)
+                return connection.request(payload, count, timeout_s)
         except ConnectionError:
             if not sent or not may_retry(config, commands):
                 raise
             with self._pool.connection() as connection:
-                replies = connection.request(payload, count, config.timeout_s)
-        return decrypt_replies(config, commands, replies)
+                return connection.request(payload, count, timeout_s)
 
     def close(self) -> None:
         """Close the pool's connections; the next command opens a new one."""

@@ -21,12 +21,14 @@ from kv_client._cli_format import (
     commands_text,
     error_text,
     info_lines,
+    message_line,
     plain_lines,
     reply_lines,
 )
 from kv_client._cli_options import PASSWORD_FILE, UsageError, client_options, resolve_password
 from kv_client._cli_repl import complete, history_path, run_repl
 from kv_client._errors import ConnectionError
+from kv_client._pubsub import Message
 from kv_protocol.commands import COMMANDS, lookup
 from kv_protocol.errors import ServerError, WrongTypeError
 from kv_protocol.records import tagged
@@ -235,3 +237,30 @@ def test_repl_from_a_pipe(capsys: pytest.CaptureFixture[str]) -> None:
     assert "prompt>" not in out and out.startswith("PING [message]")
     assert err == "(error) No closing quotation\n"
     assert run_repl(run, "prompt> ", io.StringIO("GET k\n")) == 0
+
+
+def test_exec_prints_one_line_per_queued_command_with_errors_in_place() -> None:
+    answer = [[0, "OK"], [1, "WRONGTYPE", "not a list"], [0, [1, "a\tb"]], [0, None]]
+    assert reply_lines(answer, "EXEC", as_json=False) == [
+        "OK", "(error) WRONGTYPE not a list", '[1,"a\\tb"]', ""]
+    assert reply_lines(answer, "EXEC", as_json=True) == [tagged.dumps(answer)]
+    assert reply_lines(None, "EXEC", as_json=False) == [""]  # a watched key changed
+
+
+@pytest.mark.parametrize(("message", "plain", "json"), [
+    (Message("message", "news", {"id": 1}), 'news\t{"id":1}',
+     '{"kind":"message","channel":"news","data":{"id":1}}'),
+    (Message("pmessage", b"n\xff", "two\nlines", pattern="n*"), 'n\\xff\t"two\\nlines"',
+     '{"kind":"pmessage","channel":{"$bytes":"bv8="},"data":"two\\nlines","pattern":"n*"}'),
+])
+def test_a_message_prints_on_one_line(message: Message, plain: str, json: str) -> None:
+    assert message_line(message, as_json=False) == plain
+    assert message_line(message, as_json=True) == json
+    assert tagged.loads(json)["data"] == message.data
+
+
+def test_poll_does_not_apply_to_subscribe(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--pass", "p", "--poll", "1", "SUBSCRIBE", "news"])
+    assert exited.value.code == 2
+    assert "--poll does not apply to SUBSCRIBE" in capsys.readouterr().err

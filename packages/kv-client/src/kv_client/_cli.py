@@ -2,7 +2,10 @@
 
     kv [options] COMMAND [args...]     one command; ``--`` as the last word reads the
                                        last argument from STDIN
-    kv [options]                       a redis-cli style prompt (module _cli_repl)
+    kv [options] SUBSCRIBE channel...  print each message as it arrives (also PSUBSCRIBE
+                                       pattern...; --count N stops after N; _cli_subscribe)
+    kv [options]                       a redis-cli style prompt (module _cli_repl), on one
+                                       connection so that MULTI ... EXEC work (_cli_session)
 
 Arguments are typed from the command table, so that ``kv INCRBY n 5`` sends the
 integer 5 the server requires: INTEGER arguments become ints, NUMBER arguments
@@ -17,23 +20,28 @@ fails, 2 for a usage error, 130 after Ctrl-C. Output rules are in _cli_format.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from kv_protocol.commands import Arg, ArgKind, CommandSpec, resolve
-from kv_protocol.errors import KvError
+from kv_protocol.errors import KvError, ServerError
 from kv_protocol.records import tagged
 
 from ._cli_format import commands_text, error_text, reply_lines
 from ._cli_options import PASSWORD_FILE, Crypt, UsageError, client_options, crypt_options
 from ._cli_repl import run_repl
+from ._cli_session import PromptSession
+from ._cli_subscribe import SUBSCRIBING, run_subscribe
+from ._commands import CONNECTION_STATE
+from ._config import ClientConfig
 from ._encryption import decrypt_reply, encrypt_arguments
 from ._errors import ConnectionError, TimeoutError
 from ._sync import Client
@@ -76,10 +84,15 @@ as "# Section" and "field:value" lines. --json prints lossless tagged JSON.
 Errors go to STDERR. Exit status: 0 success, 1 error reply or connection
 failure, 2 usage error, 130 interrupted.
 
+SUBSCRIBE and PSUBSCRIBE print one "channel<TAB>payload" line per message (--json:
+one object) until Ctrl-C, or --count messages. Blocking pops (BLPOP q 5) wait their
+own timeout on top of --timeout. At the prompt, MULTI ... EXEC and WATCH work.
+
 Examples:
   kv --typed SET answer 42          kv GET answer
   kv --typed RPUSH l '"a"' 1.5      kv LRANGE l 0 -1
   kv --json HGETALL h               kv --poll 1 --count 5 DBSIZE
+  kv SUBSCRIBE news                 kv BLPOPRPUSH jobs doing 0
   kv --commands""")
     where = parser.add_argument_group("connection")
     where.add_argument("--host", default=None, help="server host (default 127.0.0.1)")
@@ -124,7 +137,8 @@ Examples:
     run.add_argument("--poll", type=_seconds, metavar="SECONDS",
                      help="run COMMAND again every SECONDS until Ctrl-C or --count")
     run.add_argument("--count", type=_positive, metavar="N",
-                     help="run COMMAND N times (with --poll, SECONDS apart)")
+                     help="run COMMAND N times (with --poll, SECONDS apart); with SUBSCRIBE, "
+                          "stop after N messages")
     run.add_argument("--commands", action="store_true", help="list the commands and exit")
     run.add_argument("--version", action="version", version=f"kv {__version__}")
     parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
@@ -213,7 +227,12 @@ def read_stdin_argument(stream: BinaryIO) -> str | bytes:
         return data
 
 
-def run_command(client: Client, argv: list[object], as_json: bool, crypt: Crypt | None = None) -> bool:
+Execute = Callable[..., Any]
+"""Runs one command and returns its reply (an error reply raises): a client's or a
+session's ``execute``."""
+
+
+def run_command(execute: Execute, argv: list[object], as_json: bool) -> bool:
     """Send one command and print its reply; an error reply goes to STDERR.
 
     Returns:
@@ -224,11 +243,7 @@ def run_command(client: Client, argv: list[object], as_json: bool, crypt: Crypt 
     """
     spec = resolve(argv)
     try:
-        if crypt is not None and crypt.encrypt:
-            argv = encrypt_arguments(argv, crypt.cipher)
-        reply = client.execute(*argv)
-        if crypt is not None and crypt.decrypt:
-            reply = decrypt_reply(argv, reply, crypt.cipher)
+        reply = execute(*argv)
     except (ConnectionError, TimeoutError):
         raise
     except KvError as exc:
@@ -240,6 +255,19 @@ def run_command(client: Client, argv: list[object], as_json: bool, crypt: Crypt 
     return True
 
 
+def crypted(client: Client, crypt: Crypt | None) -> Execute:
+    """``client.execute`` with --encrypt and --decrypt applied around it."""
+    if crypt is None:
+        return client.execute
+
+    def execute(*args: object) -> Any:
+        argv = encrypt_arguments(args, crypt.cipher) if crypt.encrypt else args
+        reply = client.execute(*argv)
+        return decrypt_reply(argv, reply, crypt.cipher) if crypt.decrypt else reply
+
+    return execute
+
+
 def _run(args: argparse.Namespace, from_stdin: bool) -> int:
     if args.command is None:
         if from_stdin or args.poll is not None or args.count is not None:
@@ -249,40 +277,80 @@ def _run(args: argparse.Namespace, from_stdin: bool) -> int:
     argv = convert_argv(words, args.typed)
     if from_stdin:
         argv.append(read_stdin_argument(sys.stdin.buffer))
+    crypt = crypt_options(args)
+    spec = resolve(argv)
+    if spec is not None and spec.name in SUBSCRIBING:
+        if args.poll is not None:
+            raise UsageError(f"--poll does not apply to {spec.name}, which prints each message "
+                             "as it arrives (--count N stops after N messages)")
+        run_subscribe(_config(args), argv, args.json, args.count, crypt)
+        return 0
     if args.count is not None:
         runs: Iterable[int] = range(args.count)
     else:
         runs = itertools.count() if args.poll is not None else range(1)
     succeeded = True
-    crypt = crypt_options(args)
-    with _client(args) as client:
+    with contextlib.ExitStack() as stack:
+        if spec is not None and spec.name in CONNECTION_STATE:  # MULTI, WATCH...: one connection
+            session = PromptSession(_config(args), crypt)
+            stack.callback(session.close)
+            execute = session.execute
+        else:
+            execute = crypted(stack.enter_context(_client(args)), crypt)
         for run in runs:
             if run and args.poll:
                 time.sleep(args.poll)
             # An error reply does not stop polling: the next run may succeed.
-            succeeded = run_command(client, argv, args.json, crypt) and succeeded
+            succeeded = run_command(execute, argv, args.json) and succeeded
     return 0 if succeeded else EXIT_ERROR
 
 
 def _repl(args: argparse.Namespace) -> int:
-    crypt = crypt_options(args)
-    with _client(args) as client:
-        client.connect()  # fail now, as redis-cli does, rather than at the first command
+    config, crypt = _config(args), crypt_options(args)
+    session = PromptSession(config, crypt)
+    try:
+        session.connect()  # fail now, as redis-cli does, rather than at the first command
 
         def run(words: list[str]) -> bool:
             try:
-                return run_command(client, convert_argv(words, args.typed), args.json, crypt)
+                argv = convert_argv(words, args.typed)
+                spec = resolve(argv)
+                if spec is not None and spec.name in SUBSCRIBING:
+                    return _subscribe_at_the_prompt(config, argv, args.json, crypt)
+                return run_command(session.execute, argv, args.json)
             except (UsageError, ConnectionError, TimeoutError) as exc:
                 print(f"(error) {exc}" if isinstance(exc, UsageError) else error_text(exc),
                       file=sys.stderr)
                 return False
 
-        return run_repl(run, f"{client.config.address}> ")
+        return run_repl(run, f"{config.address}> ")
+    finally:
+        session.close()
+
+
+def _subscribe_at_the_prompt(config: ClientConfig, argv: list[object], as_json: bool,
+                             crypt: Crypt | None) -> bool:
+    """Print the messages until Ctrl-C, which ends the subscription and not the prompt."""
+    try:
+        run_subscribe(config, argv, as_json, None, crypt)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+    except ServerError as exc:
+        print(error_text(exc), file=sys.stderr)
+        return False
+    return True
 
 
 def _client(args: argparse.Namespace) -> Client:
     try:
         return Client(**client_options(args))
+    except ValueError as exc:  # a bad URL, or no password anywhere
+        raise UsageError(str(exc)) from None
+
+
+def _config(args: argparse.Namespace) -> ClientConfig:
+    try:
+        return ClientConfig.resolve(**client_options(args))
     except ValueError as exc:  # a bad URL, or no password anywhere
         raise UsageError(str(exc)) from None
 

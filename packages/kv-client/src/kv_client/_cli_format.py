@@ -15,6 +15,9 @@ are few and fixed; ``--json`` is for programs and is lossless. The rules:
   or map inside a list or map prints as compact tagged JSON;
 - INFO prints in Redis's layout: ``# Section`` lines, ``field:value`` lines, a blank
   line between sections; a nested map prints ``k=v,k=v`` and a list ``a,b``;
+- EXEC prints one line per queued command, its result as a list item or its error
+  as ``(error) CODE message``;
+- a published message prints ``channel<TAB>payload``, the payload as a list item;
 - ``--json`` prints the reply as one line of tagged JSON
   (:mod:`kv_protocol.records.tagged`, the AOF's format): plain JSON whenever JSON
   can hold the value exactly, and ``{"$bytes": base64}``, ``{"$int": hex}``,
@@ -30,7 +33,10 @@ from typing import Final
 
 from kv_protocol.commands import COMMANDS, CommandSpec
 from kv_protocol.errors import KvError, ServerError
+from kv_protocol.messages import decode_message
 from kv_protocol.records import tagged
+
+from ._pubsub import Message
 
 SYNTAX_COLUMN: Final = 40
 """Width of the syntax column of ``--commands``; longer syntaxes (SET's options) put
@@ -115,7 +121,29 @@ def reply_lines(reply: object, command: str | None, *, as_json: bool) -> list[st
         return [tagged.dumps(reply)]
     if command == "INFO" and isinstance(reply, dict):
         return info_lines(reply)
+    if command == "EXEC" and isinstance(reply, list):
+        return exec_lines(reply)
     return plain_lines(reply)
+
+
+def exec_lines(envelopes: list[object]) -> list[str]:
+    """EXEC's answer, one line per queued command: its value as a list item, or its
+    error as ``(error) CODE message``."""
+    lines = []
+    for envelope in envelopes:
+        _, value = decode_message(envelope)
+        lines.append(error_text(value) if isinstance(value, KvError) else item_text(value))
+    return lines
+
+
+def message_line(message: Message, *, as_json: bool) -> str:
+    """One published message: ``channel<TAB>payload``, or an object of tagged JSON."""
+    if not as_json:
+        return f"{item_text(message.channel)}\t{item_text(message.data)}"
+    fields = {"kind": message.kind, "channel": message.channel, "data": message.data}
+    if message.pattern is not None:
+        fields["pattern"] = message.pattern
+    return tagged.dumps(fields)
 
 
 def error_text(exc: KvError) -> str:

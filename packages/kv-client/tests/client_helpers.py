@@ -1,4 +1,4 @@
-"""Helpers for kv-client's unit tests: a core past its handshake, and a scripted server.
+"""Helpers for kv-client's tests: a toy cipher, a core past its handshake, a scripted server.
 
 A real kv-server decides itself when a push goes out, so it cannot be made to put a
 message exactly between a command and its reply every time. :class:`ScriptedServer`
@@ -19,12 +19,29 @@ from typing import Any
 
 from kv_client._config import ClientConfig
 from kv_client._core import ClientCore
+from kv_client._encryption import Cipher
 from kv_protocol.connection import ServerConnection
 from protocol_helpers import PASSWORD, TEST_CREDENTIALS
 
 DEADLINE_S = 10.0
 """No test here needs more than a fraction of a second; a hang fails instead (the
 async bodies run under this deadline too, conftest.py)."""
+
+
+class XorCipher:
+    """A toy cipher (fast, not secure): any object with these three members plugs in."""
+
+    name = "xor"
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        return bytes(byte ^ 0x5A for byte in plaintext)
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        return self.encrypt(ciphertext)
+
+
+XOR: Cipher = XorCipher()
+"""For the unit and integration tests of encryption that need no GnuPG or age."""
 
 
 def ready_core(config: ClientConfig | None = None) -> ClientCore:

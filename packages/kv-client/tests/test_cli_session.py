@@ -7,7 +7,7 @@ from contextlib import closing
 
 import pytest
 
-from client_helpers import HangUp, ScriptedServer
+from client_helpers import XOR, HangUp, ScriptedServer
 from kv_client._cli_options import Crypt
 from kv_client._cli_session import PromptSession
 from kv_client._config import ClientConfig
@@ -15,7 +15,6 @@ from kv_client._encryption import decrypt_value, encrypt_value
 from kv_client._errors import ConnectionError
 from kv_protocol.errors import ExecAbortError, WrongTypeError
 from kv_protocol.messages import encode_error, encode_reply
-from test_encryption import XOR
 
 SEALED = encrypt_value({"cvc": 123}, XOR)
 

@@ -14,6 +14,7 @@ import pyrage  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 
+from client_helpers import XOR
 from command_strategies import any_call
 from gpg_keyrings import Keyring, new_keyring
 from kv_client._ciphers import AgeCipher, GpgCipher
@@ -21,7 +22,6 @@ from kv_client._encryption import (
     COMPARES_VALUES,
     COMPUTES_ON_VALUES,
     MAGIC,
-    Cipher,
     DecryptionError,
     EncryptionError,
     decrypt_reply,
@@ -36,18 +36,6 @@ from protocol_helpers import same, values
 needs_gpg = pytest.mark.skipif(shutil.which("gpg") is None, reason="the gpg binary is not installed")
 
 
-class XorCipher:
-    """A toy cipher (fast, not secure): any object with these three members plugs in."""
-
-    name = "xor"
-
-    def encrypt(self, plaintext: bytes) -> bytes:
-        return bytes(byte ^ 0x5A for byte in plaintext)
-
-    def decrypt(self, ciphertext: bytes) -> bytes:
-        return self.encrypt(ciphertext)
-
-
 @dataclass
 class FixedCipher:
     """Decrypts anything to ``plaintext``: what a forger with the public key could make."""
@@ -60,9 +48,6 @@ class FixedCipher:
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         return self.plaintext
-
-
-XOR: Cipher = XorCipher()
 
 
 # -- GnuPG keyrings, one per module: ed25519/cv25519 keys take milliseconds --------

@@ -45,7 +45,7 @@ def test_async_twins_are_coroutines() -> None:
 class Queue(PipelineBase):
     """A pipeline that is never sent."""
 
-    def _immediate(self, call: Any) -> Any:
+    def _run_held(self, call: Any) -> Any:
         raise AssertionError(f"{call} was run: this pipeline only queues")
 
 

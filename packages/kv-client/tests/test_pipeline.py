@@ -35,7 +35,7 @@ class Recording(PipelineBase):
         super().__init__(transaction)
         self.ran: list[tuple[object, ...]] = []
 
-    def _immediate(self, call: Call) -> Any:
+    def _run_held(self, call: Call) -> Any:
         self.ran.append(call.args)
         return call.convert("OK")
 
@@ -49,8 +49,9 @@ def test_buffering_methods_queue_and_chain() -> None:
 def test_watching_methods_run_at_once_until_multi() -> None:
     pipe = Recording()
     pipe.watching = True                          # what watch() sets once WATCH answered
-    assert pipe.set("a", 1) is True               # SET's conversion of OK, not the pipeline
-    assert pipe.execute_command("GET", "a") == "OK"
+    # Results, not the pipeline, whatever the static type says (hence ``immediate``).
+    assert pipe.set("a", 1) is True  # type: ignore[comparison-overlap]
+    assert pipe.execute_command("GET", "a") == "OK"  # type: ignore[comparison-overlap]
     pipe.multi()
     assert pipe.in_transaction
     assert pipe.set("a", 2) is pipe and len(pipe) == 1
@@ -87,6 +88,8 @@ class Counter:
             return encode_reply("OK")
         if name == "GET":
             return encode_reply(self.value)
+        if name == "SCAN":
+            return encode_reply([0, ["counter"]])
         if name == "MULTI":
             self.queued = []
             return encode_reply("OK")
@@ -111,9 +114,21 @@ class Counter:
 
 
 def increment(pipe: Pipeline) -> None:
-    value = pipe.get("counter")
+    value = pipe.immediate.get("counter")   # typed as Client.get: mypy checks the + 1
     pipe.multi()
     pipe.set("counter", value + 1)
+
+
+def test_watching_methods_return_results_as_redis_pys_do_and_immediate_is_typed() -> None:
+    with ScriptedServer(Counter()) as server, Client(**server.config()) as kv:
+        with kv.pipeline() as pipe:
+            with pytest.raises(LocalProtocolError, match="call watch\\(\\) first"):
+                pipe.immediate.get("counter")
+            pipe.watch("counter")
+            assert pipe.get("counter") == 41                       # type: ignore[comparison-overlap]
+            assert pipe.immediate.get("counter") == 41
+            assert list(pipe.immediate.scan_iter()) == ["counter"]
+        assert {number for number, _ in server.commands} == {1}
 
 
 def test_watch_read_multi_execute_share_one_connection_which_goes_back_clean() -> None:
@@ -147,10 +162,23 @@ def test_leaving_a_watching_pipeline_sends_unwatch() -> None:
     with ScriptedServer(Counter()) as server, Client(**server.config()) as kv:
         with kv.pipeline() as pipe:
             pipe.watch("a", "b")
-            assert pipe.get("counter") == 41
+            assert pipe.immediate.get("counter") == 41
         assert server.sent() == [["WATCH", "a", "b"], ["GET", "counter"], ["UNWATCH"]]
         kv.get("counter")
         assert server.connections == 1
+
+
+def test_a_refused_first_watch_keeps_no_connection() -> None:
+    def refusing(command: list[object]) -> bytes:
+        return encode_error(CommandSyntaxError("no keys")) if command == ["WATCH"] else encode_reply(1)
+
+    with ScriptedServer(refusing) as server, Client(**server.config()) as kv:
+        pipe = kv.pipeline()
+        with pytest.raises(CommandSyntaxError):
+            pipe.watch()
+        assert not pipe.watching
+        assert kv.get("k") == 1
+        assert server.connections == 1  # the pool had the connection back
 
 
 def test_transaction_runs_func_again_while_the_watched_key_changes() -> None:
@@ -224,7 +252,7 @@ def test_a_blocking_pop_waits_past_the_clients_timeout_for_its_own() -> None:
 # -- the async pipeline --------------------------------------------------------------
 
 async def async_increment(pipe: AsyncPipeline) -> None:
-    value = await pipe.get("counter")
+    value = await pipe.immediate.get("counter")
     pipe.multi()
     pipe.set("counter", value + 1)
 
@@ -236,6 +264,7 @@ def test_async_watch_flow_and_transaction_retries(run: Run) -> None:
             async with AsyncClient(**server.config()) as kv:
                 async with kv.pipeline() as pipe:
                     await pipe.watch("counter")
+                    assert await pipe.get("counter") == 41  # type: ignore[misc]  # redis-py's way
                     await async_increment(pipe)
                     with pytest.raises(WatchError):
                         await pipe.execute()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from client_helpers import HangUp, ScriptedServer, ready_core
+from client_helpers import XOR, HangUp, ScriptedServer, ready_core
 from kv_client import AsyncClient, Client, ConnectionError, DecryptionError, Message
 from kv_client._config import ClientConfig
 from kv_client._encryption import encrypt_value
@@ -21,7 +21,6 @@ from kv_client._pubsub import Subscriber
 from kv_protocol.errors import RemoteProtocolError
 from kv_protocol.messages import encode_push, encode_reply
 from protocol_helpers import PASSWORD
-from test_encryption import XOR
 
 PAYLOADS: list[object] = [1, "two", b"\x03", [4, None], {"five": 5.0}, True]
 

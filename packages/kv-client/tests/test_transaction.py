@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client_helpers import ready_core
+from client_helpers import XOR, ready_core
 from kv_client._config import ClientConfig
 from kv_client._encryption import encrypt_value
 from kv_client._errors import WatchError
@@ -20,7 +20,6 @@ from kv_protocol.errors import (
 )
 from kv_protocol.messages import encode_reply
 from protocol_helpers import PASSWORD
-from test_encryption import XOR
 
 CONFIG = ClientConfig(PASSWORD)
 

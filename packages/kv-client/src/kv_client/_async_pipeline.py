@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-from kv_protocol.errors import KvError
+from kv_protocol.errors import KvError, LocalProtocolError
 from kv_protocol.values import Key
 
+from ._commands_async import AsyncCommands
 from ._core import decrypt_replies, encode_request
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
-from ._recorder import Call
+from ._recorder import Call, recorded
 from ._transaction import exec_results, transaction_commands
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._async_connection import AsyncConnection
 
 UNWATCH: Final = ("UNWATCH",)
+T = TypeVar("T")
 
 
 class AsyncPipeline(PipelineBase):
@@ -42,7 +44,7 @@ class AsyncPipeline(PipelineBase):
 
         async with kv.pipeline(transaction=True) as p:      # MULTI ... EXEC
             await p.watch("a")
-            value = await p.get("a")                        # at once, while watching
+            value = await p.immediate.get("a")              # at once, while watching
             p.multi()
             p.set("a", value + 1)
             assert await p.execute() == [True]              # or WatchError
@@ -62,6 +64,8 @@ class AsyncPipeline(PipelineBase):
             self._held = (*await pool.acquire(), pool)
         [reply] = await self._on_held([("WATCH", *keys)])
         if isinstance(reply, KvError):
+            if not self.watching:  # nothing to hold the connection for
+                self._give_back(reusable=True)
             raise reply
         self.watching = True
         return True
@@ -71,7 +75,19 @@ class AsyncPipeline(PipelineBase):
         await self.reset()
         return True
 
-    def _immediate(self, call: Call) -> Any:
+    @property
+    def immediate(self) -> AsyncCommands:
+        """The command methods, run at once on the connection :meth:`watch` holds and
+        typed as the client's: ``value = await pipe.immediate.get("k")``.
+
+        Raises:
+            LocalProtocolError: no connection is held (call :meth:`watch` first).
+        """
+        if self._held is None:
+            raise LocalProtocolError("no connection is held: call watch() first")
+        return _Immediate(self)
+
+    def _run_held(self, call: Call) -> Any:
         return self._run_now(call)
 
     async def _run_now(self, call: Call) -> Any:
@@ -137,3 +153,14 @@ class AsyncPipeline(PipelineBase):
             self._give_back(reusable=not self.watching)
             self._clear()
         await self.reset()
+
+
+class _Immediate(AsyncCommands):
+    """A watching pipeline's command methods, run at once, with the client's types."""
+
+    def __init__(self, pipeline: AsyncPipeline) -> None:
+        self._pipeline = pipeline
+
+    async def _send(self, result: T) -> T:
+        converted: T = await self._pipeline._run_now(recorded(result))
+        return converted

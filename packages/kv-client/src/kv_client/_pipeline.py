@@ -14,6 +14,8 @@ Modes, as redis-py's pipelines have them:
   run at once and return their results (the value the code reads to decide what
   to write), until ``multi()`` turns buffering back on. ``execute()`` then sends
   MULTI/EXEC on that connection, and a watched key's change raises WatchError.
+  Statically those methods still return the pipeline; ``pipeline.immediate`` has
+  the same methods typed as the client's, for code that mypy checks.
 
 Error handling: a command's error reply does not stop the others (the server
 runs every queued command). ``execute()`` raises the first error after every
@@ -48,8 +50,8 @@ class PipelineBase(PipelineCommands):
         self._multi = False
 
     @abc.abstractmethod
-    def _immediate(self, call: Call) -> Any:
-        """Run ``call`` now on the watching connection: its result (async: an awaitable)."""
+    def _run_held(self, call: Call) -> Any:
+        """Run ``call`` now on the held connection: its result (async: an awaitable)."""
 
     def _queue(self, result: object) -> Self:
         return self._add(recorded(result))
@@ -62,8 +64,8 @@ class PipelineBase(PipelineCommands):
     def _add(self, call: Call) -> Self:
         if self.watching and not self._multi:
             # The result, typed as the pipeline that buffering returns: the price of
-            # redis-py's one object for both modes.
-            result: Self = self._immediate(call)
+            # redis-py's one object for both modes (``immediate`` is typed right).
+            result: Self = self._run_held(call)
             return result
         self._calls.append(call)
         return self

@@ -11,13 +11,14 @@ is closed instead, since its state is unknown.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-from kv_protocol.errors import KvError
+from kv_protocol.errors import KvError, LocalProtocolError
 from kv_protocol.values import Key
 
+from ._commands import Commands
 from ._core import decrypt_replies, encode_request
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._sync_connection import SyncConnection
 
 UNWATCH: Final = ("UNWATCH",)
+T = TypeVar("T")
 
 
 class Pipeline(PipelineBase):
@@ -45,9 +47,10 @@ class Pipeline(PipelineBase):
             assert p.execute() == [3, 1]
 
     Optimistic locking, as with redis-py: ``watch(*keys)``, then read (while watching,
-    methods run at once and return their results), then ``multi()``, then queue the
-    writes; ``execute()`` raises :class:`WatchError` when a watched key changed in
-    between, and nothing was written. ``Client.transaction`` retries for you.
+    methods run at once and return their results; ``immediate`` offers them with
+    the client's types), then ``multi()``, then queue the writes; ``execute()``
+    raises :class:`WatchError` when a watched key changed in between, and nothing
+    was written. ``Client.transaction`` retries for you.
     """
 
     def __init__(self, client: Client, transaction: bool = False) -> None:
@@ -69,6 +72,8 @@ class Pipeline(PipelineBase):
             self._held = self._client._pool.acquire()
         [reply] = self._on_held([("WATCH", *keys)])
         if isinstance(reply, KvError):
+            if not self.watching:  # nothing to hold the connection for
+                self._give_back(reusable=True)
             raise reply
         self.watching = True
         return True
@@ -78,7 +83,19 @@ class Pipeline(PipelineBase):
         self.reset()
         return True
 
-    def _immediate(self, call: Call) -> Any:
+    @property
+    def immediate(self) -> Commands:
+        """The command methods, run at once on the connection :meth:`watch` holds and
+        typed as the client's: ``value = pipe.immediate.get("k")``.
+
+        Raises:
+            LocalProtocolError: no connection is held (call :meth:`watch` first).
+        """
+        if self._held is None:
+            raise LocalProtocolError("no connection is held: call watch() first")
+        return _Immediate(self)
+
+    def _run_held(self, call: Call) -> Any:
         commands = [call.args]
         return call.result(decrypt_replies(self._client.config, commands, self._on_held(commands))[0])
 
@@ -147,3 +164,14 @@ class Pipeline(PipelineBase):
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.reset()
+
+
+class _Immediate(Commands):
+    """A watching pipeline's command methods, run at once, with the client's types."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def _call(self, convert: Callable[[Any], T], *args: object) -> T:
+        result: T = self._pipeline._run_held(Call(args, convert))
+        return result

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from client_helpers import run_kv
 from integration_helpers import PASSWORD, ServerProcess
 from kv_client import AsyncClient, Client
 from test_client_async import Runner, both, cancelled_after, gather, sleep
@@ -207,3 +208,15 @@ def test_a_cancelled_async_pop_is_served_nothing(run: Runner, module_kv_server: 
     wait_until(lambda: not blocked(kv, "bl:cancelled"), "the cancelled waiter leaving")
     kv.rpush("bl:cancelled", "kept")
     assert kv.lrange("bl:cancelled", 0, -1) == ["kept"]
+
+
+def test_kv_runs_blocking_pops_past_its_own_timeout(module_kv_server: ServerProcess,
+                                                    kv: Client) -> None:
+    kv.delete("bl:cli")
+    started = time.monotonic()
+    result = run_kv(module_kv_server.port, PASSWORD, "--timeout", "0.2", "BLPOP", "bl:cli", "0.6")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "\n", "")  # null
+    assert 0.5 <= time.monotonic() - started < LATE_S + 2
+    kv.rpush("bl:cli", "job")
+    assert run_kv(module_kv_server.port, PASSWORD, "BLPOPRPUSH", "bl:cli", "bl:cli-doing",
+                  "1").stdout == "job\n"

@@ -13,6 +13,8 @@ under a deadline.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from client_helpers import XOR
+from client_helpers import KV_RUN_TIMEOUT_S, XOR, kv_argv
 from integration_helpers import PASSWORD, ServerProcess
 from kv_client import AsyncClient, Client, ConnectionError, Message, PubSub
 from protocol_helpers import same
@@ -235,3 +237,28 @@ def test_async_subscribers_receive_in_order_and_iterate_until_unsubscribed(
                 assert 0.25 <= time.monotonic() - started < 3
 
     run(body)
+
+
+def test_kv_subscribe_prints_each_message_on_its_line_as_it_arrives(
+        module_kv_server: ServerProcess, kv: Client) -> None:
+    command = kv_argv(module_kv_server.port, PASSWORD, "--count", "3", "SUBSCRIBE", "ps:cli", "ps:cli2")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        wait_until(lambda: kv.pubsub_numsub("ps:cli2") == {"ps:cli2": 1}, "kv subscribing")
+        kv.publish("ps:cli", {"id": 1})
+        kv.publish("ps:cli2", "two\tparts")
+        kv.publish("ps:cli", b"\xff")
+        out, err = proc.communicate(timeout=KV_RUN_TIMEOUT_S)
+    assert (proc.returncode, err) == (0, b"")
+    assert out == b'ps:cli\t{"id":1}\nps:cli2\t"two\\tparts"\nps:cli\t\\xff\n'
+
+
+def test_kv_psubscribe_prints_json_until_ctrl_c(module_kv_server: ServerProcess, kv: Client) -> None:
+    command = kv_argv(module_kv_server.port, PASSWORD, "--json", "PSUBSCRIBE", "ps:json.*")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        wait_until(lambda: kv.publish("ps:json.a", [1, None]) == 1, "kv subscribing")
+        assert proc.stdout.readline() == (b'{"kind":"pmessage","channel":"ps:json.a",'
+                                          b'"data":[1,null],"pattern":"ps:json.*"}\n')
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=KV_RUN_TIMEOUT_S)
+    assert proc.returncode == 130 and b"Traceback" not in err

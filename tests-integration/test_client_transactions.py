@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from client_helpers import XOR
+from client_helpers import XOR, run_kv
 from integration_helpers import PASSWORD, ServerProcess
 from kv_client import (
     AsyncClient,
@@ -269,3 +269,14 @@ def test_async_transaction_pipeline_and_watch(run: Runner, module_kv_server: Ser
             assert await kv.get("tx:async") == 3
 
     run(body)
+
+
+def test_the_kv_prompt_runs_a_transaction_on_its_one_connection(module_kv_server: ServerProcess) -> None:
+    script = (b"DEL tx:cli\nMULTI\nSET tx:cli hello\nLPUSH tx:cli x\nGET tx:cli\nEXEC\n"
+              b"WATCH tx:cli\nSET tx:cli changed\nMULTI\nSET tx:cli lost\nEXEC\nGET tx:cli\n")
+    result = run_kv(module_kv_server.port, PASSWORD, stdin=script)
+    assert result.stdout.splitlines() == [
+        "0", "OK", "QUEUED", "QUEUED", "QUEUED",
+        "OK", "(error) WRONGTYPE Operation against a key holding the wrong kind of value", "hello",
+        "OK", "OK", "OK", "QUEUED", "", "changed"]            # EXEC's null: the watched key changed
+    assert (result.returncode, result.stderr) == (0, "")

@@ -1,4 +1,5 @@
-"""Helpers for kv-client's tests: a toy cipher, a core past its handshake, a scripted server.
+"""Helpers for kv-client's tests: a toy cipher, a core past its handshake, a scripted
+server, and the ``kv`` command in a subprocess.
 
 A real kv-server decides itself when a push goes out, so it cannot be made to put a
 message exactly between a command and its reply every time. :class:`ScriptedServer`
@@ -11,6 +12,8 @@ interleavings.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ from kv_client._encryption import Cipher
 from kv_protocol.connection import ServerConnection
 from protocol_helpers import PASSWORD, TEST_CREDENTIALS
 
+KV_RUN_TIMEOUT_S = 30.0
+"""How long a run of the ``kv`` command may take: generous for a loaded CI machine."""
 DEADLINE_S = 10.0
 """No test here needs more than a fraction of a second; a hang fails instead (the
 async bodies run under this deadline too, conftest.py)."""
@@ -142,3 +147,17 @@ def _receive(sock: socket.socket) -> bytes:
         return sock.recv(65536)
     except OSError:  # reset by a client that closed in the middle
         return b""
+
+
+def kv_argv(port: int, password: str, *args: str) -> list[str]:
+    """The ``kv`` command (``python -m kv_client``) for a server on 127.0.0.1:``port``."""
+    return [sys.executable, "-m", "kv_client", "--port", str(port), "--pass", password, *args]
+
+
+def run_kv(port: int, password: str, *args: str,
+           stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``kv`` to its end; its output as text."""
+    done = subprocess.run(kv_argv(port, password, *args), input=stdin, capture_output=True,
+                          timeout=KV_RUN_TIMEOUT_S, check=False)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
+                                       done.stderr.decode())

@@ -21,9 +21,10 @@ times instead and measures latency from those times (``_openloop``).
 Three modes replace the tests: ``--expiry KEYS`` (``_expiry_pause``) measures PING
 round trips while keys expire on the server named by ``-h``/``-p``,
 ``--persistence KEYS`` (``_persistence_figures``) starts its own kv-servers to
-measure the BGSAVE stall, snapshot loading and AOF replay, and ``--sdk``
+measure the BGSAVE stall, snapshot loading and AOF replay, ``--sdk``
 (``_sdk_bench``) starts kv-server and redis-server to measure the Python SDK's
-throughput and per-call overhead beside redis-py's.
+throughput and per-call overhead beside redis-py's, and ``--realtime``
+(``_realtime_bench``) starts both to measure pub/sub fan-out and a BLPOP queue.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import argparse
 import multiprocessing
 import os
 import queue
-import socket
 import sys
 import time
 from array import array
@@ -47,10 +47,14 @@ from ._expiry_pause import measure_expiry
 from ._loadgen import Job, WorkerResult, prepare, run_worker
 from ._persistence_figures import measure_persistence
 from ._plot import PlotUnavailableError, load_pyplot, plot
+from ._realtime_bench import add_arguments as add_realtime_arguments
+from ._realtime_bench import check as check_realtime
+from ._realtime_bench import main as realtime_main
 from ._report import Measurement, Results, header, measurement, progress_line, report, report_csv
 from ._report import report_json as report_json
 from ._report import summarize as summarize
 from ._sdk_bench import main as sdk_main
+from ._server_process import is_local, proc_cpu_s, redis_pid
 from ._wire import TESTS, KvWire, ReferenceWire, RespWire, Wire
 
 WORKER_START_TIMEOUT_S = 120.0  # spawning a process and its connections on a loaded machine
@@ -68,38 +72,6 @@ class Target:
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port)
-
-
-def _proc_cpu_s(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _local(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost")
-
-
-def _redis_pid(host: str, port: int) -> int | None:
-    if not _local(host):
-        return None
-    with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(RespWire(host, port).encode(["INFO", "server"]))
-        data = b""
-        while b"process_id:" not in data or not data.endswith(b"\r\n\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("process_id:"):
-            return int(line.split(":", 1)[1])
-    return None
 
 
 def _worker_main(job: Job, ready: Any, go: Any, results: Any, done: Any, index: int) -> None:
@@ -183,11 +155,11 @@ def measure(target: Target, args: argparse.Namespace, test_name: str, run: int) 
     try:
         for _ in procs:
             _get(ready, WORKER_START_TIMEOUT_S)
-        cpu_before = _proc_cpu_s(target.pid)
+        cpu_before = proc_cpu_s(target.pid)
         began = time.perf_counter()
         go.set()
         done: list[WorkerResult] = _collect(results, len(procs), args.seconds + WORKER_GRACE_S, live)
-        cpu_after = _proc_cpu_s(target.pid)
+        cpu_after = proc_cpu_s(target.pid)
         failed = False
     finally:
         if live is not None:
@@ -268,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--sdk: commands per run unpipelined; pipelined runs send 5 times "
                              "as many (20000)")
     parser.add_argument("--appendfsync", choices=["always", "everysec", "no"], default="everysec",
-                        help="the --appendfsync of the servers --persistence and --sdk start "
+                        help="the --appendfsync of the servers --persistence, --sdk and --realtime start "
                              "(everysec)")
     parser.add_argument("--dir", metavar="DIR", type=Path,
-                        help="where --persistence and --sdk make their temporary directory, i.e. "
+                        help="where --persistence, --sdk and --realtime make their temporary directory, i.e. "
                              "the disk they measure (default: the system's temporary directory)")
+    add_realtime_arguments(parser)
     return parser
 
 
@@ -285,6 +258,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"{name} must be at least 1")
     if args.expiry is not None and args.expiry < 1:
         parser.error("--expiry needs at least 1 key")
+    if args.realtime:
+        check_realtime(args, parser)
+        return  # it starts its own servers, with their own password
     if args.sdk:
         if args.sdk_requests < 1 or args.data_size < 0:
             parser.error("--sdk-requests must be at least 1 and the value size >= 0")
@@ -313,11 +289,11 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 def targets(args: argparse.Namespace) -> list[Target]:
     with Client(args.host, args.port, password=args.password, name="kv-bench") as kv:
-        kv_pid = kv.info("server")["server"]["process_id"] if _local(args.host) else None
+        kv_pid = kv.info("server")["server"]["process_id"] if is_local(args.host) else None
     found = [Target("kv", KvWire(args.host, args.port, args.password), kv_pid)]
     if args.redis:
         host, port = _host_port(args.redis)
-        found.append(Target("redis", RespWire(host, port), _redis_pid(host, port)))
+        found.append(Target("redis", RespWire(host, port), redis_pid(host, port)))
     if args.reference:
         host, port = _host_port(args.reference)
         found.append(Target("reference", ReferenceWire(host, port), args.reference_pid))
@@ -330,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check(args, parser)
     if args.sdk:
         return sdk_main(args)
+    if args.realtime:
+        return realtime_main(args)
     if args.expiry is not None or args.persistence is not None:
         try:
             if args.persistence is not None:

@@ -1,5 +1,8 @@
 """kv-server as a child process, for the measurements that must restart or kill it.
 
+Also what kv-bench reads about a local server process: its CPU time and, for
+redis-server, its pid.
+
 Rules:
 
 1. The server listens on 127.0.0.1 only, on a port it picks (``--port 0``); its
@@ -16,6 +19,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +30,7 @@ from typing import Final
 from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
 
 from ._direct import DEFAULT_TIMEOUT_S, DirectConnection
+from ._wire import RespWire
 
 READY: Final = re.compile(r"ready on tcp 127\.0\.0\.1:(?P<port>\d+)")
 POLL_S: Final = 0.005  # how often the ready line is looked for; the start-up time's resolution
@@ -33,6 +38,43 @@ STOP_TIMEOUT_S: Final = 60.0  # SIGTERM flushes and fsyncs the AOF and stops a B
 KILL_TIMEOUT_S: Final = 10.0  # after SIGKILL only the kernel's clean-up remains
 PASSWORD_BYTES: Final = 24  # a throwaway password for servers only this process talks to
 LOG_TAIL_CHARS: Final = 2000  # how much of the server's log an error message quotes
+
+
+def proc_cpu_s(pid: int | None) -> float | None:
+    """A local process's CPU time so far (user + system, all its threads), from /proc.
+
+    None without a pid or without /proc (not Linux): the figures that need it are left out.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def is_local(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+def redis_pid(host: str, port: int) -> int | None:
+    """The process id of the redis-server at ``host:port`` (INFO server), when it is local."""
+    if not is_local(host):
+        return None
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(RespWire(host, port).encode(["INFO", "server"]))
+        data = b""
+        while b"process_id:" not in data or not data.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
 
 
 def password_file(directory: Path) -> tuple[Path, str]:

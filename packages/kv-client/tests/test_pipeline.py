@@ -307,3 +307,9 @@ def test_async_blocking_pop_waits_past_the_clients_timeout(run: Run) -> None:
                     await kv.execute("GET", "k")
 
     run(body)
+
+
+def test_a_pipeline_refuses_the_commands_it_sends_itself() -> None:
+    for argv in (("MULTI",), ("exec",), ("WATCH", "k"), ("UNWATCH",), ("SUBSCRIBE", "news")):
+        with pytest.raises(LocalProtocolError, match="changes the state of its connection"):
+            Recording().execute_command(*argv)

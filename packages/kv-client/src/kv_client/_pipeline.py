@@ -33,6 +33,7 @@ from typing import Any, Self
 
 from kv_protocol.errors import KvError, LocalProtocolError
 
+from ._commands import refuse_connection_state
 from ._commands_base import as_is
 from ._commands_pipeline import PipelineCommands
 from ._recorder import Call, recorded
@@ -58,7 +59,15 @@ class PipelineBase(PipelineCommands):
 
     def execute_command(self, *args: object) -> Self:
         """Queue any command by name (run it at once while watching); its reply is
-        returned untouched."""
+        returned untouched.
+
+        Raises:
+            LocalProtocolError: MULTI, WATCH, SUBSCRIBE and the other commands that
+                change their connection's state: the pipeline sends those itself
+                (``transaction=True``, :meth:`multi`, ``watch``), and a pooled
+                connection left subscribing or queueing would mislead its next user.
+        """
+        refuse_connection_state(args)
         return self._add(Call(args, as_is))
 
     def _add(self, call: Call) -> Self:

@@ -236,6 +236,8 @@ def test_commands_that_change_a_pooled_connections_state_are_refused_by_name() -
 
 
 def slow_pop(command: list[object]) -> bytes:
+    if command[0] in ("WATCH", "UNWATCH"):
+        return encode_reply("OK")
     time.sleep(0.5)  # the server holds a blocking pop's reply
     return encode_reply(["q", "job"] if command[0] in ("BLPOP", "BRPOP") else "job")
 
@@ -247,6 +249,13 @@ def test_a_blocking_pop_waits_past_the_clients_timeout_for_its_own() -> None:
         with pytest.raises(TimeoutError):
             kv.execute("GET", "k")                          # not blocking: 0.2 s
         assert kv.blmove("q", "doing", 1) == "job"         # the pool replaced the connection
+
+
+def test_a_watching_pipelines_blocking_pop_waits_its_own_timeout_too() -> None:
+    with ScriptedServer(slow_pop) as server, Client(**server.config(timeout=0.2)) as kv, \
+            kv.pipeline() as pipe:
+        pipe.watch("q")
+        assert pipe.immediate.blpop("q", 1) == ("q", "job")
 
 
 # -- the async pipeline --------------------------------------------------------------

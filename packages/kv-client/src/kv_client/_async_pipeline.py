@@ -19,7 +19,7 @@ from kv_protocol.errors import KvError, LocalProtocolError
 from kv_protocol.values import Key
 
 from ._commands_async import AsyncCommands
-from ._core import decrypt_replies, encode_request
+from ._core import decrypt_replies, encode_request, request_timeout
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
 from ._recorder import Call, recorded
@@ -62,7 +62,7 @@ class AsyncPipeline(PipelineBase):
         if self._held is None:
             pool = self._client._connections()
             self._held = (*await pool.acquire(), pool)
-        [reply] = await self._on_held([("WATCH", *keys)])
+        [reply] = await self._on_held([("WATCH", *keys)], self._client.config.timeout_s)
         if isinstance(reply, KvError):
             if not self.watching:  # nothing to hold the connection for
                 self._give_back(reusable=True)
@@ -92,16 +92,16 @@ class AsyncPipeline(PipelineBase):
 
     async def _run_now(self, call: Call) -> Any:
         commands = [call.args]
-        replies = await self._on_held(commands)
+        replies = await self._on_held(commands, request_timeout(self._client.config, commands))
         return call.result(decrypt_replies(self._client.config, commands, replies)[0])
 
-    async def _on_held(self, commands: Sequence[Sequence[object]]) -> list[object]:
+    async def _on_held(self, commands: Sequence[Sequence[object]],
+                        timeout_s: float | None) -> list[object]:
         """Send ``commands`` on the held connection; a failure closes it and resets."""
         assert self._held is not None
-        config = self._client.config
-        payload = encode_request(config, commands)
+        payload = encode_request(self._client.config, commands)
         try:
-            return await self._held[0].request(payload, len(commands), config.timeout_s)
+            return await self._held[0].request(payload, len(commands), timeout_s)
         except BaseException:
             self._give_back(reusable=False)
             self._clear()
@@ -121,7 +121,7 @@ class AsyncPipeline(PipelineBase):
             if self._held is None:
                 replies = await self._client._exchange(commands, self._client.config.timeout_s)
             else:
-                replies = await self._on_held(commands)
+                replies = await self._on_held(commands, self._client.config.timeout_s)
             self.watching = False  # EXEC answered: the server unwatched every key
             return exec_results(self._client.config, calls, replies, raise_on_error)
         finally:
@@ -131,7 +131,7 @@ class AsyncPipeline(PipelineBase):
         """Forget the queued commands and the watched keys; give the connection back."""
         if self._held is not None and self.watching:
             try:
-                [reply] = await self._on_held([UNWATCH])
+                [reply] = await self._on_held([UNWATCH], self._client.config.timeout_s)
             except (ConnectionError, TimeoutError):
                 return  # the connection is closed, which unwatches too
             self._give_back(reusable=not isinstance(reply, KvError))

@@ -19,7 +19,7 @@ from kv_protocol.errors import KvError, LocalProtocolError
 from kv_protocol.values import Key
 
 from ._commands import Commands
-from ._core import decrypt_replies, encode_request
+from ._core import decrypt_replies, encode_request, request_timeout
 from ._errors import ConnectionError, TimeoutError
 from ._pipeline import PipelineBase, results
 from ._recorder import Call
@@ -70,7 +70,7 @@ class Pipeline(PipelineBase):
         self._check_watch()
         if self._held is None:
             self._held = self._client._pool.acquire()
-        [reply] = self._on_held([("WATCH", *keys)])
+        [reply] = self._on_held([("WATCH", *keys)], self._client.config.timeout_s)
         if isinstance(reply, KvError):
             if not self.watching:  # nothing to hold the connection for
                 self._give_back(reusable=True)
@@ -96,16 +96,17 @@ class Pipeline(PipelineBase):
         return _Immediate(self)
 
     def _run_held(self, call: Call) -> Any:
-        commands = [call.args]
-        return call.result(decrypt_replies(self._client.config, commands, self._on_held(commands))[0])
+        commands, config = [call.args], self._client.config
+        replies = self._on_held(commands, request_timeout(config, commands))
+        return call.result(decrypt_replies(config, commands, replies)[0])
 
-    def _on_held(self, commands: Sequence[Sequence[object]]) -> list[object]:
+    def _on_held(self, commands: Sequence[Sequence[object]],
+                  timeout_s: float | None) -> list[object]:
         """Send ``commands`` on the held connection; a failure closes it and resets."""
         assert self._held is not None
-        config = self._client.config
-        payload = encode_request(config, commands)
+        payload = encode_request(self._client.config, commands)
         try:
-            return self._held[0].request(payload, len(commands), config.timeout_s)
+            return self._held[0].request(payload, len(commands), timeout_s)
         except BaseException:
             self._give_back(reusable=False)
             self._clear()
@@ -135,7 +136,7 @@ class Pipeline(PipelineBase):
             if self._held is None:
                 replies = self._client._exchange(commands, self._client.config.timeout_s)
             else:
-                replies = self._on_held(commands)
+                replies = self._on_held(commands, self._client.config.timeout_s)
             self.watching = False  # EXEC answered: the server unwatched every key
             return exec_results(self._client.config, calls, replies, raise_on_error)
         finally:
@@ -145,7 +146,7 @@ class Pipeline(PipelineBase):
         """Forget the queued commands and the watched keys; give the connection back."""
         if self._held is not None and self.watching:
             try:
-                [reply] = self._on_held([UNWATCH])
+                [reply] = self._on_held([UNWATCH], self._client.config.timeout_s)
             except (ConnectionError, TimeoutError):
                 return  # the connection is closed, which unwatches too
             self._give_back(reusable=not isinstance(reply, KvError))

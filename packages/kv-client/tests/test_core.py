@@ -93,6 +93,7 @@ def test_bad_options_are_refused_when_the_client_is_made(options: dict[str, obje
     (2.0, [("BLPOP", "q", "soon")], 2.0),
     (2.0, [("BLPOP", "q", True)], 2.0),
     (2.0, [(b"BLPOP", "q", 5)], 2.0),                   # not a command name
+    (2.0, [()], 2.0),                                   # refused when encoded
 ])
 def test_a_blocking_command_extends_the_requests_timeout(
         timeout_s: float | None, commands: list[tuple[object, ...]], expected: float | None) -> None:

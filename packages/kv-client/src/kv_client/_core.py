@@ -189,7 +189,7 @@ def request_timeout(config: ClientConfig, commands: Sequence[Sequence[object]]) 
     if timeout is None:
         return None
     for args in commands:
-        if type(args[0]) is not str or args[0].upper() not in BLOCKING:
+        if not args or type(args[0]) is not str or args[0].upper() not in BLOCKING:
             continue
         wait = args[-1]
         if isinstance(wait, bool) or not isinstance(wait, int | float):

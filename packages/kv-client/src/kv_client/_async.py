@@ -6,7 +6,9 @@ cancelled is closed (its reply may still arrive), and a command whose connection
 broke is sent again once only if that is safe (``_core.may_retry``).
 
 The client binds to the event loop library that first uses it; one client per
-``trio.run`` or ``asyncio.run``.
+``trio.run`` or ``asyncio.run``. The connection is in ``_async_connection.py``,
+pipelines and transactions in ``_async_pipeline.py`` and subscribers in
+``_async_pubsub.py``.
 """
 
 from __future__ import annotations

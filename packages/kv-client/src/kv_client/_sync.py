@@ -4,6 +4,9 @@ Error handling: a broken connection raises :class:`ConnectionError` and a missed
 reply raises :class:`TimeoutError`; either closes that connection, and the next
 command takes another. A command whose connection broke is sent again once, on a
 new connection, only if that is safe (``_core.may_retry``): its fate is unknown.
+
+The connection itself is in ``_sync_connection.py``, pipelines and transactions in
+``_sync_pipeline.py`` and subscribers in ``_sync_pubsub.py``.
 """
 
 from __future__ import annotations
@@ -216,7 +219,8 @@ class Client(Commands, ClientBase):
 
     def pubsub(self) -> PubSub:
         """A subscriber on a connection of its own (opened at its first command, not
-        taken from the pool): subscribe, then read messages."""
+        taken from the pool, and closed by the subscriber, not by :meth:`close`):
+        subscribe, then read messages."""
         return PubSub(self.config)
 
     def _request(self, commands: Sequence[Sequence[object]]) -> list[object]:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from command_strategies import any_call
 from kv_server._aof import AppendOnlyFile, create_segment
 from kv_server._config import FsyncPolicy
-from kv_server._keyspace import MISSING, Keyspace
+from kv_server._keyspace import MISSING, Keyspace, KvList
 from kv_server._recovery import recover
 from kv_server._snapshots import write_snapshot
 from kv_server._state import ServerState
@@ -152,3 +152,25 @@ def test_a_gap_the_snapshot_covers_is_not_missing_data(tmp_path: Path) -> None:
     replayed.keyspace.clock = clock
     assert found.replayed == 0 and found.position == end
     assert dump(replayed.keyspace) == dump(original.keyspace)
+
+
+def test_a_logged_blocking_pop_replays_without_blocking(tmp_path: Path) -> None:
+    """A blocking pop is logged only when a key it looked at expired and it took nothing."""
+    run_logged(tmp_path, [(["RPUSH", "q", "old"], 0), (["PEXPIRE", "q", 5], 0),
+                          (["BLPOP", "q", 0.5], 50)])
+    assert '["BLPOP","q",0.5]' in (tmp_path / "kv.aof").read_text()
+    replayed = ServerState(make_config(data_dir=tmp_path))
+    recover(replayed, tmp_path, allow_torn=False)
+    assert not replayed.blocking.queues
+    pusher = new_session(replayed)
+    replayed.dispatcher.execute_batch(pusher, [["RPUSH", "q", "precious"]])
+    assert replayed.keyspace.peek("q") == KvList(["precious"])
+
+
+def test_a_malformed_transaction_record_is_refused_with_a_message(tmp_path: Path) -> None:
+    from kv_protocol.records.aof import encode_header, encode_record
+    from kv_server._recovery import StartupError
+
+    (tmp_path / "kv.aof").write_bytes(encode_header(0) + encode_record(1, ["MULTI", "not-a-command"]))
+    with pytest.raises(StartupError, match=r"line 2.*replaying the record failed"):
+        recover(ServerState(make_config(data_dir=tmp_path)), tmp_path, allow_torn=False)

@@ -107,7 +107,7 @@ def test_a_key_of_another_type(state: ServerState, session: Session) -> None:
     assert answer(waiter) == ["q", 1]
 
 
-@pytest.mark.parametrize("timeout", [-1, -0.5, float("inf"), float("nan")])
+@pytest.mark.parametrize("timeout", [-1, -0.5, float("inf"), float("nan"), 10**400])
 def test_bad_timeouts_are_refused(state: ServerState, session: Session, timeout: float) -> None:
     with pytest.raises(ServerError, match="timeout"):
         run(state, session, "BLPOP", "q", timeout)
@@ -139,3 +139,14 @@ def test_info_and_client_list_show_blocked_clients(state: ServerState, session: 
     assert (info["blocked_clients"], info["total_blocking_keys"]) == (1, 2)
     [me] = [c for c in run(state, admin, "CLIENT", "LIST") if c["id"] == session.id]
     assert me["blocked"] is True
+
+
+@pytest.mark.parametrize("interrupt", [True, False])
+def test_a_connection_asked_to_close_is_never_served(state: ServerState, interrupt: bool) -> None:
+    killed, pusher = new_session(state), new_session(state)
+    block(state, killed, "BLPOP", "q", 0)
+    killed.close_soon("killed by client 9", interrupt=interrupt)
+    run(state, pusher, "RPUSH", "q", "job")
+    assert run(state, pusher, "LRANGE", "q", 0, -1) == ["job"]
+    assert not killed.blocked.done.is_set()  # type: ignore[union-attr]
+    assert not state.blocking.queues

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import ServerError, TooBigError
 from kv_protocol.framing import FrameDecoder
 from kv_protocol.messages import PUSH, decode_message
 from kv_server._pubsub import OUTPUT_LIMIT_REASON
@@ -122,3 +122,14 @@ def test_info_and_client_list_describe_subscribers(state: ServerState, session: 
     assert (info["stats"]["pubsub_channels"], info["stats"]["pubsub_patterns"]) == (2, 1)
     [me] = [c for c in run(state, admin, "CLIENT", "LIST") if c["id"] == session.id]
     assert (me["sub"], me["psub"]) == (2, 1)
+
+
+def test_a_message_too_big_for_a_push_reaches_no_one() -> None:
+    state = ServerState(make_config(max_frame_bytes=2048))
+    by_channel, by_pattern, publisher = (new_session(state) for _ in range(3))
+    run(state, by_channel, "SUBSCRIBE", "ch")
+    run(state, by_pattern, "PSUBSCRIBE", "c" + "*" * 300)
+    with pytest.raises(TooBigError):
+        run(state, publisher, "PUBLISH", "ch", b"x" * 1900)  # fits a command, not the pmessage
+    assert pushes(by_channel) == [] and pushes(by_pattern) == []
+    assert run(state, publisher, "PUBLISH", "ch", b"x" * 10) == 2

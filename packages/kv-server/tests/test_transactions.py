@@ -41,7 +41,8 @@ def test_queued_commands_run_at_exec_and_answer_in_envelopes(
 
 def test_a_refusal_while_queueing_aborts_exec(state: ServerState, session: Session) -> None:
     run(state, session, "MULTI")
-    for bad in (["SET", "k"], ["NOSUCH"], ["SUBSCRIBE", "ch"], ["GET", ["not", "a", "key"]]):
+    for bad in (["SET", "k"], ["NOSUCH"], ["SUBSCRIBE", "ch"], ["GET", ["not", "a", "key"]],
+                ["SAVE"], ["BGSAVE"], ["CONVERT"]):
         with pytest.raises(ServerError):
             run(state, session, *bad)
     run(state, session, "SET", "k", 1)
@@ -188,3 +189,20 @@ def test_exec_answers_what_the_commands_answer_one_by_one(body: list[list[Any]])
         assert isinstance(decode_message(exec_reply)[1], ExecAbortError)
         assert len(inside.keyspace) == 0
     assert not inside.keyspace.watchers
+
+
+def test_a_transaction_too_long_for_one_record_is_logged_command_by_command(
+        state: ServerState, session: Session, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kv_protocol.records import aof as records
+    from kv_server._aof import AppendOnlyFile
+    from kv_server._config import FsyncPolicy
+
+    aof = AppendOnlyFile(tmp_path, FsyncPolicy.NO, 0)
+    state.dispatcher.aof = aof
+    monkeypatch.setattr(records, "MAX_LINE_BYTES", 200)
+    run(state, session, "MULTI")
+    for key in ("a", "b", "c"):
+        run(state, session, "SET", key, "v" * 60)
+    assert envelopes(run(state, session, "EXEC")) == ["OK", "OK", "OK"]
+    assert aof.error is None and len(aof.pending) == 3  # not one record: three, and no MISCONF
+    aof.close()

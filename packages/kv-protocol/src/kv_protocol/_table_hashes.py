@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._spec import Arg, ArgKind, CommandSpec, Flag, Reply, integer, key, value
+from ._kinds import ArgKind
+from ._spec import Arg, CommandSpec, Flag, Reply, integer, key, value
 
 _RO = Flag.READONLY
 _W = Flag.WRITE

@@ -6,7 +6,9 @@ from typing import Final
 
 from ._spec import CommandSpec, Flag, Reply, choice
 
-_ADMIN = Flag.ADMIN
+# NO_MULTI: a snapshot taken inside EXEC would hold the transaction's first writes
+# while its AOF record, logged after EXEC, lands past the snapshot's position.
+_ADMIN = Flag.ADMIN | Flag.NO_MULTI
 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("SAVE", "persistence", "Write a snapshot now, blocking every client until done.",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._spec import Arg, ArgKind, CommandSpec, Flag, Reply, value
+from ._kinds import ArgKind
+from ._spec import Arg, CommandSpec, Flag, Reply, value
 
 _SUB = Flag.PUBSUB | Flag.NO_MULTI
 _COUNT: Final = ("Answers how many channels and patterns this connection is subscribed to "

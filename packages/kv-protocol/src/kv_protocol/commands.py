@@ -24,21 +24,17 @@ from . import (
     _table_strings,
     _table_transactions,
 )
+from ._kinds import FAST_TYPES, ArgKind, accepts, argument_error, predicate
 from ._spec import (
-    FAST_TYPES,
     Arg,
-    ArgKind,
     CommandSpec,
     Flag,
     Option,
     Reply,
-    accepts,
-    argument_error,
     choice,
     integer,
     key,
     options,
-    predicate,
     token,
     value,
 )

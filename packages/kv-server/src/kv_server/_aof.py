@@ -37,7 +37,7 @@ from pathlib import Path
 
 import trio
 
-from kv_protocol.records.aof import encode_header, encode_record
+from kv_protocol.records.aof import TRANSACTION, encode_header, encode_record
 
 from ._config import FsyncPolicy
 from ._datadir import AOF, remove, write_durably
@@ -127,6 +127,27 @@ class AppendOnlyFile:
                        None)
             self._wanted.set()
             return
+        self._queue(record)
+
+    def log_transaction(self, timestamp_ms: int, commands: list[list[object]]) -> None:
+        """Queue a transaction's writes as one record (``["MULTI", argv, ...]``).
+
+        A transaction too long for one record (each command fits a frame, their sum
+        need not) is logged command by command: it loses only its all-or-nothing
+        replay after a crash in the middle of writing it, not its durability. (A
+        value no record can hold fails its own command's record there, as in ``log``.)
+        """
+        try:
+            record = encode_record(timestamp_ms, [TRANSACTION, *commands])
+        except (TypeError, ValueError) as exc:
+            log.warning("a transaction of %d writes is logged as separate records: %s",
+                        len(commands), exc)
+            for argv in commands:
+                self.log(timestamp_ms, argv)
+            return
+        self._queue(record)
+
+    def _queue(self, record: bytes) -> None:
         if not self.pending:
             self._wanted.set()
         self.pending.append(record)

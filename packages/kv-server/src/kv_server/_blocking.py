@@ -15,8 +15,9 @@ Rules of this module:
    waiter, in the serving connection's turn, and logs it to the AOF under that
    name: replay never blocks. The waiter's reply then waits for that AOF group
    like any write's.
-4. A waiter leaves every queue when it is served, times out, or its connection
-   goes away, so a client killed while blocked leaves no trace.
+4. A waiter leaves every queue when it is served, times out, or its connection is
+   asked to close or goes away (``Session.close_soon``), so a client killed while
+   blocked leaves no trace and is never served an element it would not read.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ how to turn its result into the blocking command's reply."""
 
 def parse_timeout(timeout: float) -> float:
     """A blocking command's timeout in seconds (0: for ever, as ``math.inf``)."""
-    if not math.isfinite(timeout) or timeout < 0:
+    try:
+        finite = math.isfinite(timeout)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite or timeout < 0:
         raise ServerError("timeout must be a finite number of seconds, 0 or more")
     return timeout if timeout > 0 else math.inf
 
@@ -73,12 +78,9 @@ class Blocking:
     def __init__(self, keyspace: Keyspace) -> None:
         self.keyspace = keyspace
         self.queues: dict[Key, deque[Waiter]] = {}
-        self.ready: list[Key] = []
-        """Keys changed since the last serve_ready that someone waits on."""
-
-    def __len__(self) -> int:
-        """Blocked connections (INFO blocked_clients)."""
-        return len({id(waiter) for queue in self.queues.values() for waiter in queue})
+        self.ready: dict[Key, None] = {}
+        """Keys changed since the last serve_ready that someone waits on (a dict: each
+        once, in order, however often it changed)."""
 
     def block(self, session: Session, keys: list[Key], serve: Serve, timeout: float) -> None:
         waiter = Waiter(session, list(dict.fromkeys(keys)), serve, timeout)
@@ -91,7 +93,7 @@ class Blocking:
         session.blocked = waiter
 
     def touched(self, key: Key) -> None:
-        self.ready.append(key)
+        self.ready[key] = None
 
     def release(self, waiter: Waiter) -> None:
         """Take ``waiter`` out of every queue (rule 4)."""
@@ -111,7 +113,8 @@ class Blocking:
         """Serve the waiters of every ready key, oldest first (rules 2 and 3)."""
         ready, keyspace = self.ready, self.keyspace
         while ready:
-            key = ready.pop(0)
+            key = next(iter(ready))
+            del ready[key]
             queue = self.queues.get(key)
             while queue and type(keyspace.peek(key)) is KvList:
                 waiter = queue[0]

@@ -21,14 +21,8 @@ Rules of this module:
 5. A session asked to close (CLIENT KILL, shutdown) receives a push
    ``[2, "kill", reason]`` after its last complete reply and is closed.
 6. A bug in handling one connection is logged and closes that connection only.
-7. A batch that ended on a blocking command sends its replies, then waits for the
-   command's answer (``_blocking.py``) while watching for the peer hanging up, so
-   that a client gone while blocked is served nothing; then the commands it
-   pipelined after it run.
-8. From its first SUBSCRIBE a connection runs a second loop, in which a writer task
-   sends its outbox (pushes and replies, in order; ``_pubsub.py``) while the
-   reader runs commands. It returns to the fast loop once it has no subscriptions
-   and nothing left to send.
+7. A batch that ended on a blocking command, and a connection that subscribed, leave
+   the fast loop for the waits of ``_batches.py``.
 """
 
 from __future__ import annotations
@@ -37,19 +31,19 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
 from kv_protocol.commands import ArgKind, resolve
 from kv_protocol.connection import ServerConnection, State
-from kv_protocol.errors import MisconfError, ProtoError, RemoteProtocolError, ServerError, WrongPassError
+from kv_protocol.errors import ProtoError, RemoteProtocolError, ServerError, WrongPassError
 from kv_protocol.framing import FrameDecoder
-from kv_protocol.messages import encode_error, encode_push, encode_reply
+from kv_protocol.messages import encode_error, encode_push
 from kv_protocol.values import describe, type_name
 
 from ._auth_throttle import peer_of
+from ._batches import QUIET, Batch, persisted, serve_blocked, serve_subscriber
 from ._session import PEER_GONE, PROTOCOL_ERROR, Session
 from ._state import ServerState
 
@@ -62,9 +56,7 @@ RECEIVE_BYTES = 65536
 # after this long rather than holding the task.
 GOODBYE_TIMEOUT_S = 1.0
 
-Batch = Callable[[Session, list[object]], bytes]
-Send = Callable[[bytes], Awaitable[None]]
-_QUIET = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+_QUIET = QUIET
 
 
 class Transport(Protocol):
@@ -77,9 +69,6 @@ class Transport(Protocol):
     async def serve_commands(self, session: Session, decoder: FrameDecoder, run: Batch) -> bool:
         """Read, run and answer batches until EOF (True), until the session must close
         or until it subscribed (False)."""
-
-    async def wait_hangup(self) -> None:
-        """Return once the peer has closed the connection, without reading its data."""
 
     async def aclose(self) -> None: ...
 
@@ -141,25 +130,12 @@ class SocketTransport:
                     await self.send_all(out, sent)
                     session.replying = False
             if session.blocked is not None:
-                await serve_blocked(session, self, run, self.send_all)
+                await serve_blocked(session, self, decoder, run, self.send_all)
             session.last_active = monotonic()
             # One scheduler trip per batch: fairness and cancellation, and by the time
             # the task is back a pipelining peer's next request has usually arrived.
             await checkpoint()
         return False
-
-    async def wait_hangup(self) -> None:
-        while True:
-            await trio.lowlevel.wait_readable(self.sock)
-            try:
-                data = self.sock.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            await trio.sleep_forever()  # the peer sent more commands: it is there
 
     async def aclose(self) -> None:
         trio.lowlevel.notify_closing(self.sock)
@@ -201,21 +177,9 @@ class StreamTransport:
                 await self.stream.send_all(out)
                 session.replying = False
             if session.blocked is not None:
-                await serve_blocked(session, self, run, self.send_all)
+                await serve_blocked(session, self, decoder, run, self.send_all)
             session.last_active = time.monotonic()
         return False
-
-    async def wait_hangup(self) -> None:
-        """For TLS over TCP, a peek at the raw socket sees a peer that closed without a TLS
-        goodbye (a killed process); other streams cannot tell without reading."""
-        stream = self.stream
-        if isinstance(stream, trio.SSLStream) and isinstance(stream.transport_stream,
-                                                              trio.SocketStream):
-            with contextlib.suppress(OSError):
-                if await stream.transport_stream.socket.recv(1, socket.MSG_PEEK):
-                    await trio.sleep_forever()
-            return
-        await trio.sleep_forever()
 
     async def aclose(self) -> None:
         """Close gracefully, so a TLS peer gets its close_notify and sees a clean end,
@@ -327,9 +291,9 @@ async def _serve_session(
                     out = await persisted(session, pending, out)
                 await transport.send_all(out)
                 if session.blocked is not None:
-                    await serve_blocked(session, transport, run, transport.send_all)
+                    await serve_blocked(session, transport, conn.decoder, run, transport.send_all)
             while not await transport.serve_commands(session, conn.decoder, run):
-                if session.closing is not None or await _serve_subscriber(
+                if session.closing is not None or await serve_subscriber(
                         session, transport, conn.decoder, run):
                     break
         # No notice after a reply cut short: it would land inside the half-sent frame.
@@ -340,117 +304,6 @@ async def _serve_session(
     finally:
         state.release(session)
         log.info("client %d disconnected (%s)", session.id, session.closing or "closed by peer")
-
-
-async def persisted(session: Session, items: list[object], out: bytes) -> bytes:
-    """``out`` once the batch's AOF records are written, or with MISCONF for its writes."""
-    logged, session.logged = session.logged, []
-    dispatcher = session.state.dispatcher
-    assert dispatcher.aof is not None  # only a logged write fills ``logged``
-    group = dispatcher.aof.group
-    await group.done.wait()
-    replies, session.replies = session.replies, []
-    if group.error is None:
-        return out
-    return dispatcher.unpersisted(items, logged, replies, group.error)
-
-
-_NULL_REPLY = encode_reply(None)
-
-
-async def serve_blocked(session: Session, transport: Transport, run: Batch, send: Send) -> None:
-    """Answer the blocked command once served or timed out, then run and answer the
-    commands pipelined after it, which may block in turn (rule 7)."""
-    blocking = session.state.blocking
-    while (waiter := session.blocked) is not None:
-        session.idle = True  # nothing taken yet: shutdown may interrupt the wait
-        try:
-            with trio.move_on_after(waiter.timeout):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_end_on_hangup, session, transport, nursery.cancel_scope)
-                    await waiter.done.wait()
-                    nursery.cancel_scope.cancel()
-        finally:
-            session.idle = False
-        session.blocked = None
-        if waiter.frame is None:
-            blocking.release(waiter)
-            if session.closing is not None:
-                return
-            out = _NULL_REPLY
-        else:
-            out = waiter.frame
-            if waiter.group is not None:
-                await waiter.group.done.wait()
-                if waiter.group.error is not None:
-                    out = encode_error(MisconfError(f"not persisted: {waiter.group.error}"))
-        rest, session.pending = session.pending, []
-        if rest:
-            more = run(session, rest)
-            if session.logged:
-                more = await persisted(session, rest, more)
-            out += more
-        session.state.stats.net_output_bytes += len(out)
-        await send(out)
-
-
-async def _end_on_hangup(session: Session, transport: Transport, scope: trio.CancelScope) -> None:
-    await transport.wait_hangup()
-    session.close_soon(PEER_GONE, interrupt=False)
-    scope.cancel()
-
-
-async def _serve_subscriber(session: Session, transport: Transport, decoder: FrameDecoder,
-                            run: Batch) -> bool:
-    """Serve a subscribed connection (rule 8); True at EOF, False to go back to the
-    fast loop or to close."""
-    assert session.pubsub is not None
-    outbox = session.pubsub.outbox
-
-    async def send(data: bytes) -> None:
-        if data:
-            outbox.put(data)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write_outbox, session, transport)
-        try:
-            while session.closing is None:
-                if session.pubsub.count == 0 and outbox.empty:
-                    session.pubsub = None
-                    session.update()
-                    return False
-                session.idle = True
-                try:
-                    data = await transport.receive_some()
-                finally:
-                    session.idle = False
-                if not data:
-                    return True
-                session.state.stats.net_input_bytes += len(data)
-                items = decoder.feed(data)
-                out = run(session, items)
-                if session.logged:
-                    out = await persisted(session, items, out)
-                await send(out)
-                if session.blocked is not None:
-                    await serve_blocked(session, transport, run, send)
-                session.last_active = time.monotonic()
-            return False
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-async def _write_outbox(session: Session, transport: Transport) -> None:
-    """Send a subscriber's outbox as it fills (rule 8)."""
-    assert session.pubsub is not None
-    outbox, stats = session.pubsub.outbox, session.state.stats
-    while True:
-        data = await outbox.take()
-        session.replying = True
-        await transport.send_all(data)
-        session.replying = False
-        outbox.sent(len(data))
-        stats.net_output_bytes += len(data)
 
 
 async def _goodbye(transport: Transport, frame: bytes) -> None:

@@ -4,7 +4,8 @@ Rules of this module:
 
 1. A message is encoded once per publish (once per matching pattern) and the same
    frame is queued for every subscriber, in publish order: each connection's pushes
-   leave in the order they were queued.
+   leave in the order they were queued. Every frame is encoded before any is queued,
+   so a message too big for a frame reaches no one (TOOBIG), never some.
 2. From its first SUBSCRIBE a connection sends everything, replies included,
    through its :class:`Outbox`, drained by a writer task of its own, so a push and a
    reply never interleave inside a frame and a subscriber that stops reading never
@@ -24,7 +25,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from kv_protocol.messages import encode_push
+from kv_protocol.errors import LocalProtocolError, TooBigError
+from kv_protocol.framing import encode_frame
+from kv_protocol.messages import PUSH
 from kv_protocol.values import Key
 
 from ._glob import compile_glob
@@ -34,13 +37,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kv_server")
 
+
 OUTPUT_LIMIT_REASON = "output buffer limit reached: the client does not read its messages"
 
 
 class Outbox:
     """Bytes waiting to be sent to one subscriber (rules 2 and 3)."""
 
-    __slots__ = ("_wakeup", "chunks", "limit", "session", "size")
+    __slots__ = ("_drained", "_wakeup", "chunks", "limit", "session", "size")
 
     def __init__(self, session: Session, limit: int) -> None:
         self.session = session
@@ -49,6 +53,7 @@ class Outbox:
         self.size = 0
         """Bytes queued or being sent (CLIENT LIST omem)."""
         self._wakeup = trio.Event()
+        self._drained = trio.Event()
 
     def put(self, data: bytes) -> None:
         if self.session.closing is not None:
@@ -75,10 +80,14 @@ class Outbox:
 
     def sent(self, count: int) -> None:
         self.size -= count
+        if not self.size:
+            self._drained.set()
 
-    @property
-    def empty(self) -> bool:
-        return not self.size
+    async def drained(self) -> None:
+        """Return once everything queued has been sent."""
+        while self.size:
+            self._drained = trio.Event()
+            await self._drained.wait()
 
 
 class Subscriber:
@@ -142,23 +151,30 @@ class PubSub:
         if not sessions:
             del self.patterns[pattern]
 
-    def publish(self, channel: Key, message: object) -> int:
-        """Queue ``message`` for every subscription that matches; how many (rule 1)."""
+    def publish(self, channel: Key, message: object, max_frame_bytes: int) -> int:
+        """Queue ``message`` for every subscription that matches; how many (rule 1).
+
+        Raises:
+            TooBigError: a push would exceed the frame limit (a long pattern adds to
+                it); then no one receives the message.
+        """
+        deliveries: list[tuple[bytes, dict[Session, Outbox]]] = []
+        try:
+            sessions = self.channels.get(channel)
+            if sessions:
+                deliveries.append((encode_frame([PUSH, "message", channel, message],
+                                                max_frame_bytes), sessions))
+            for pattern, (matches, subscribed) in self.patterns.items():
+                if matches(channel):
+                    deliveries.append((encode_frame([PUSH, "pmessage", pattern, channel, message],
+                                                    max_frame_bytes), subscribed))
+        except LocalProtocolError as exc:
+            raise TooBigError(f"the message cannot be delivered: {exc}") from None
         self.messages += 1
-        receivers = 0
-        sessions = self.channels.get(channel)
-        if sessions:
-            frame = encode_push("message", channel, message)
-            for outbox in list(sessions.values()):
+        for frame, outboxes in deliveries:
+            for outbox in list(outboxes.values()):
                 outbox.put(frame)
-            receivers += len(sessions)
-        for pattern, (matches, subscribed) in list(self.patterns.items()):
-            if matches(channel):
-                frame = encode_push("pmessage", pattern, channel, message)
-                for outbox in list(subscribed.values()):
-                    outbox.put(frame)
-                receivers += len(subscribed)
-        return receivers
+        return sum(len(outboxes) for _, outboxes in deliveries)
 
     def drop(self, session: Session) -> None:
         """Forget a connection that went away."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import RemoteProtocolError, ServerError
 from kv_protocol.records.aof import TRANSACTION, AofFormatError, AofReader, AofRecord
 from kv_protocol.records.snapshot import SnapshotFormatError, SnapshotHeader
 
@@ -128,6 +128,9 @@ class _Replay:
         self.count = 0
         self.torn: AofFormatError | None = None
         self.session = Session(state, 0, transport="aof", addr="", laddr="")
+        # A blocking command is logged only when a key it looked at expired and it took
+        # nothing: replayed, it must answer at once, as it does inside EXEC.
+        self.session.executing = True
 
     def file(self, path: Path) -> AofReader:
         reader = AofReader()
@@ -169,7 +172,7 @@ class _Replay:
                     self._run(argv)
             else:
                 self._run(record.argv)
-        except ServerError as exc:
+        except (ServerError, RemoteProtocolError) as exc:
             raise StartupError(f"{where}: replaying the record failed: {exc}; {_DOCS}.") from None
         self.count += 1
 

@@ -102,6 +102,8 @@ class Session:
         """Ask the connection to close; ``interrupt`` also cancels whatever it awaits."""
         if self.closing is None:
             self.closing = reason
+        if self.blocked is not None and self.blocked.frame is None:
+            self.state.blocking.release(self.blocked)  # so no one serves it meanwhile
         if interrupt:
             self.cancel_scope.cancel()
 

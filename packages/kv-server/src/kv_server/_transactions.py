@@ -10,7 +10,9 @@ Rules of this module:
    at run time answers its error in place and the others still run, as in Redis.
 3. The transaction's writes reach the AOF as ONE record, ``["MULTI", argv, ...]``
    (``kv_protocol.records.aof``): a crash leaves all of it or, torn, none of it,
-   and replay applies it whole.
+   and replay applies it whole. Commands that would take a snapshot (SAVE, BGSAVE,
+   CONVERT) are refused inside MULTI: the snapshot would hold the first half of
+   the transaction and the record, logged after EXEC, would then replay it again.
 4. WATCH registers a :class:`Watch` on each key with the keyspace, which tells it
    of every change, expiry and flush. A key with a deadline that passes before EXEC
    counts as changed even if no one looked at it since (Redis 7 does the same).
@@ -29,7 +31,6 @@ from kv_protocol.errors import (
     TooBigError,
 )
 from kv_protocol.messages import Encoded, encode_envelopes
-from kv_protocol.records.aof import TRANSACTION
 from kv_protocol.values import Key
 
 from ._keyspace import MISSING, Keyspace
@@ -130,13 +131,13 @@ def run_transaction(dispatcher: Dispatcher, ctx: Session, argv: list[Any]) -> ob
     ctx.executing = True
     try:
         frames = [dispatcher.run_checked(ctx, entry, command) for entry, command in queued]
-    finally:
+    finally:  # even after a bug in a command: what ran in memory reaches the log
         dispatcher.aof = aof
         ctx.executing = False
-    del ctx.logged[logged_before:]  # the queued commands' own entries: EXEC stands for them
-    if collected.commands and aof is not None:
-        aof.log(ctx.keyspace.clock(), [TRANSACTION, *collected.commands])
-        ctx.logged.append(argv)
+        del ctx.logged[logged_before:]  # the queued commands' own entries: EXEC stands for them
+        if collected.commands and aof is not None:
+            aof.log_transaction(ctx.keyspace.clock(), collected.commands)
+            ctx.logged.append(argv)
     try:
         return Encoded(encode_envelopes(frames, dispatcher.max_frame_bytes))
     except LocalProtocolError as exc:

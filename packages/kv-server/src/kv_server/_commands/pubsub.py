@@ -46,7 +46,7 @@ def punsubscribe(ctx: Session, argv: list[Any]) -> int:
 
 @command("PUBLISH")
 def publish(ctx: Session, argv: list[Any]) -> int:
-    return ctx.state.pubsub.publish(argv[1], argv[2])
+    return ctx.state.pubsub.publish(argv[1], argv[2], ctx.state.config.max_frame_bytes)
 
 
 @command("PUBSUB CHANNELS")

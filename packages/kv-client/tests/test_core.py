@@ -88,7 +88,8 @@ def test_bad_options_are_refused_when_the_client_is_made(options: dict[str, obje
     (2.0, [("blmove", "a", "b", "LEFT", "RIGHT", 0.5)], 2.5),
     (2.0, [("BRPOP", "q", 1), ("BLPOPRPUSH", "a", "b", 1.5)], 4.5),  # one after the other
     (2.0, [("BRPOPLPUSH", "a", "b", 0)], None),         # 0 blocks for ever
-    (2.0, [("BLPOP", "q", float("inf"))], None),
+    (2.0, [("BLPOP", "q", float("inf"))], 2.0),         # refused at once by the server
+    (2.0, [("BLPOP", "q", float("nan"))], 2.0),
     (2.0, [("BLPOP", "q", -1)], 2.0),                   # refused at once by the server
     (2.0, [("BLPOP", "q", "soon")], 2.0),
     (2.0, [("BLPOP", "q", True)], 2.0),

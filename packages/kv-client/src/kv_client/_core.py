@@ -181,8 +181,8 @@ def request_timeout(config: ClientConfig, commands: Sequence[Sequence[object]]) 
     time each blocking command may wait (its last argument, in seconds).
 
     None, waiting for ever, when the client has no timeout or a command blocks for
-    ever (a timeout of 0). A timeout that is not a positive number adds nothing:
-    the server refuses it at once. Inside MULTI a blocking command does not wait,
+    ever (a timeout of 0). A timeout that is not a finite number of seconds, 0 or
+    more, adds nothing: the server refuses it at once. Inside MULTI a blocking command does not wait,
     so a transaction's request uses the client's timeout as it is.
     """
     timeout = config.timeout_s
@@ -192,9 +192,9 @@ def request_timeout(config: ClientConfig, commands: Sequence[Sequence[object]]) 
         if not args or type(args[0]) is not str or args[0].upper() not in BLOCKING:
             continue
         wait = args[-1]
-        if isinstance(wait, bool) or not isinstance(wait, int | float):
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not math.isfinite(wait):
             continue
-        if wait == 0 or wait == math.inf:
+        if wait == 0:
             return None
         if wait > 0:
             timeout += wait

@@ -27,6 +27,14 @@ def test_every_queue_item_is_popped_once(realtime_server: tuple[Wire, int | None
     assert sample.rate > 0 and sample.send_rate > 0
 
 
+def test_consumers_waiting_in_blpop_are_served_every_item(realtime_server: tuple[Wire, int | None]) -> None:
+    """One unpipelined producer, three consumers: most pops wait in BLPOP for a push."""
+    wire, pid = realtime_server
+    sample = measure_queue(wire, pid, "t:queue:waiting", Queue(1, 3, ITEMS, SECONDS, batch=1))
+    assert (sample.sent, sample.arrived, sample.lost) == (ITEMS, ITEMS, 0)
+    assert sample.backlog is not None and sample.backlog < ITEMS // 2  # the consumers kept up
+
+
 def test_accounting_reports_a_shortfall_and_refuses_duplicates() -> None:
     def popped(counts: dict[int, int], sums: dict[int, int]) -> ConsumerResult:
         return ConsumerResult(counts, sums, 1.0, 0, True, 0.0)

@@ -59,15 +59,25 @@ def test_json_has_a_row_per_workload_and_server(realtime_servers: dict[str, obje
                        "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["settings"]["subscribers"] == 3 and found["settings"]["queues"] == "1/2"
-    rows = [(r["workload"], r["server"], r["lost"]) for r in found["results"]]
+    rows = [(r["workload"], r["server"], r["lost"], len(r["per_s_runs"])) for r in found["results"]]
     labels = list(realtime_servers)  # the same servers are there
-    assert rows == [(w, s, 0) for w in ("fan-out", "queue 1/2") for s in labels]
+    assert rows == [(w, s, 0, 1) for w in ("fan-out", "queue 1/2") for s in labels]
+
+
+def test_publishes_0_leaves_the_fan_out_out(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["--realtime", "--realtime-publishes", "0", "--realtime-items", "20",
+                       "--realtime-queues", "1/1", "--realtime-push-batch", "1", "--realtime-runs", "1",
+                       "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["settings"]["push_batch"] == 1
+    assert {r["workload"] for r in found["results"]} == {"queue 1/1"}
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--realtime-queues", "0/1"], "need 1 to 999 producers"),
     (["--realtime-queues", "2"], "--realtime-queues"),
-    (["--realtime-publishes", "0"], "--realtime-publishes must be at least 1"),
+    (["--realtime-publishes", "-1"], "--realtime-publishes must be 0 (no fan-out) or more"),
+    (["--realtime-push-batch", "0"], "--realtime-push-batch must be at least 1"),
     (["--csv"], "--realtime is a separate run"),
     (["--sdk"], "--realtime is a separate run"),
 ])

@@ -3,6 +3,7 @@
 Each producer and each consumer is a process with one blocking connection.
 Producer ``p`` pushes its share of the items, ``p:seq`` zero-padded to
 ``PAYLOAD_BYTES``, as ``RPUSH key item`` commands pipelined ``PUSH_BATCH`` per write
+(``--realtime-push-batch``)
 (one batch in flight). Each consumer sends one ``BLPOP key BLPOP_TIMEOUT_S`` at a
 time, as a worker of a real queue does, and checks the reply's bytes against the
 shape it expects (``_realtime`` rule 1). Once every producer has finished, the
@@ -33,7 +34,10 @@ from ._realtime import GRACE_S, PAYLOAD_BYTES, Crew, Sample, Wire, blpop_request
 from ._server_process import proc_cpu_s
 from ._wire import KvWire
 
-PUSH_BATCH: Final = 10  # RPUSH commands per write; the next batch goes once their replies are in
+# RPUSH commands per write (the default of --realtime-push-batch); the next batch goes
+# once their replies are in. At 10 a producer outruns the consumers, which then find
+# items waiting; at 1 it is slower than a few of them, which then wait in BLPOP.
+PUSH_BATCH: Final = 10
 BLPOP_TIMEOUT_S: Final = 1  # a consumer looks at its deadline at least this often
 SENTINEL: Final = b"stop".ljust(PAYLOAD_BYTES, b".")  # "no more items": one per consumer
 PRODUCER_DIGITS: Final = 3  # items are "ppp:sequence": up to 999 producers
@@ -63,12 +67,12 @@ class ConsumerResult:
 
 
 def producer(start: Callable[[], None], wire: Wire, key: str, number: int, items: int,
-             seconds: float) -> ProducerResult:
-    """Push ``items`` items (fewer if ``seconds`` pass first), ``PUSH_BATCH`` per write."""
+             seconds: float, batch: int = PUSH_BATCH) -> ProducerResult:
+    """Push ``items`` items (fewer if ``seconds`` pass first), ``batch`` per write."""
     commands = [wire.encode(["RPUSH", key, item(number, n)]) for n in range(items)]
-    batches = [(b"".join(commands[i:i + PUSH_BATCH]), len(commands[i:i + PUSH_BATCH]))
-               for i in range(0, items, PUSH_BATCH)]
-    buffer = bytearray(PUSH_BATCH * VARYING_REPLY_BYTES + ERROR_ROOM_BYTES)
+    batches = [(b"".join(commands[i:i + batch]), len(commands[i:i + batch]))
+               for i in range(0, items, batch)]
+    buffer = bytearray(batch * VARYING_REPLY_BYTES + ERROR_ROOM_BYTES)
     pushed = 0
     with wire.connect() as sock:
         start()
@@ -155,6 +159,7 @@ class Queue:
     consumers: int
     items: int
     seconds: float
+    batch: int = PUSH_BATCH
 
     @property
     def label(self) -> str:
@@ -201,7 +206,7 @@ def measure_queue(wire: Wire, pid: int | None, key: str, setting: Queue) -> Samp
     """
     with Crew() as crew, wire.connect() as control:
         for number, items in enumerate(shares(setting.items, setting.producers)):
-            crew.start(producer, wire, key, number, items, setting.seconds)
+            crew.start(producer, wire, key, number, items, setting.seconds, setting.batch)
         for _ in range(setting.consumers):
             crew.start(consumer, wire, key, setting.seconds)
         cpu_before = proc_cpu_s(pid)

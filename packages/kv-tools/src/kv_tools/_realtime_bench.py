@@ -4,12 +4,14 @@ Issue 7's two workloads, against both servers in one run (``_fanout``, ``_queue_
 
 - **fan-out**: 1 publisher, ``--realtime-subscribers`` (50) subscribers of one
   channel, each its own connection, spread over ``--procs`` processes that each
-  wait on their sockets with epoll; ``--realtime-publishes`` 16-byte messages.
-  Figures: messages delivered per second (publishes x subscribers that arrived,
-  counted by the subscribers) and publishes per second.
+  wait on their sockets with epoll; ``--realtime-publishes`` 16-byte messages,
+  ``--realtime-pipeline`` PUBLISH per write. Figures: messages delivered per
+  second (publishes x subscribers that arrived, counted by the subscribers) and
+  publishes per second.
 - **queue P/C** for each pair of ``--realtime-queues`` (1/1 and 4/4): P producer
-  processes RPUSH ``--realtime-items`` 16-byte items in all, C consumer processes
-  BLPOP them. Figure: items per second from start to the last item popped.
+  processes RPUSH ``--realtime-items`` 16-byte items in all,
+  ``--realtime-push-batch`` per write, and C consumer processes BLPOP them.
+  Figure: items per second from start to the last item popped.
 
 Rules:
 
@@ -67,18 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--realtime-subscribers", metavar="N", type=int, default=50,
                        help="subscribers, one connection each (50)")
     group.add_argument("--realtime-publishes", metavar="N", type=int, default=200_000,
-                       help="messages published per fan-out run (200000)")
+                       help="messages published per fan-out run; 0 for no fan-out runs (200000)")
     group.add_argument("--realtime-items", metavar="N", type=int, default=100_000,
                        help="items pushed and popped per queue run (100000)")
     group.add_argument("--realtime-queues", metavar="P/C,...", default="1/1,4/4",
                        help="producer/consumer counts of the queue runs; '' for none (1/1,4/4)")
     group.add_argument("--realtime-pipeline", metavar="N", type=int, default=PUBLISH_BATCH,
                        help=f"PUBLISH commands per write, one write in flight ({PUBLISH_BATCH})")
+    group.add_argument("--realtime-push-batch", metavar="N", type=int, default=PUSH_BATCH,
+                       help=f"RPUSH commands per write, one write in flight per producer ({PUSH_BATCH})")
     group.add_argument("--realtime-runs", metavar="N", type=int, default=3,
                        help="runs per figure; medians (3)")
 
 
-def queue_settings(text: str, items: int, seconds: float) -> list[Queue]:
+def queue_settings(text: str, items: int, seconds: float, batch: int = PUSH_BATCH) -> list[Queue]:
     """``"1/1,4/4"`` as queue runs (``""``: none).
 
     Raises:
@@ -90,16 +94,18 @@ def queue_settings(text: str, items: int, seconds: float) -> list[Queue]:
         p, c = int(producers), int(consumers)
         if not 1 <= p <= MAX_PRODUCERS or c < 1:
             raise ValueError(f"{pair}: need 1 to {MAX_PRODUCERS} producers and at least 1 consumer")
-        found.append(Queue(p, c, items, seconds))
+        found.append(Queue(p, c, items, seconds, batch))
     return found
 
 
 def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.expiry is not None or args.persistence is not None or args.sdk or args.csv:
         parser.error("--realtime is a separate run, printed as a table or --json")
-    for name in ("subscribers", "publishes", "pipeline", "items", "runs"):
+    for name in ("subscribers", "pipeline", "items", "push_batch", "runs"):
         if getattr(args, f"realtime_{name}") < 1:
-            parser.error(f"--realtime-{name} must be at least 1")
+            parser.error(f"--realtime-{name.replace('_', '-')} must be at least 1")
+    if args.realtime_publishes < 0:
+        parser.error("--realtime-publishes must be 0 (no fan-out) or more")
     if args.procs < 1 or args.seconds <= 0:
         parser.error("--procs must be at least 1 and --seconds more than 0")
     try:
@@ -128,7 +134,7 @@ def measure_realtime(args: argparse.Namespace) -> Results:
     """Every cell ``--realtime-runs`` times, interleaved, against servers started and killed here."""
     fanout = Fanout(args.realtime_subscribers, args.realtime_publishes, args.procs, args.seconds,
                     args.realtime_pipeline)
-    queues = queue_settings(args.realtime_queues, args.realtime_items, args.seconds)
+    queues = queue_settings(args.realtime_queues, args.realtime_items, args.seconds, args.realtime_push_batch)
     redis_binary = shutil.which("redis-server")
     if redis_binary is None:
         print("kv-bench: redis-server not found: the redis column is left out", file=sys.stderr)
@@ -145,7 +151,8 @@ def measure_realtime(args: argparse.Namespace) -> Results:
             port = _start_redis(redis_binary, root / "redis", args.appendfsync, stack)
             endpoints.append(Endpoint("redis", RespWire(HOST, port), redis_pid(HOST, port)))
         cells: list[tuple[str, Callable[[Endpoint, int], Sample]]] = [
-            (FANOUT, partial(_fanout, fanout)), *((f"queue {q.label}", partial(_queue, q)) for q in queues)]
+            (FANOUT, partial(_fanout, fanout))] if fanout.messages else []
+        cells += [(f"queue {q.label}", partial(_queue, q)) for q in queues]
         live = sys.stderr.isatty()
         for run in range(args.realtime_runs):
             for name, measure in cells:
@@ -173,6 +180,7 @@ class Row:
     server_cores: float | None  # server CPU time / wall time
     client_cores: float
     backlog: float | None  # a queue's length when the producers were done
+    rates: tuple[float, ...]  # each run's rate, in run order
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -190,7 +198,8 @@ def rows(results: Results) -> list[Row]:
             _median([s.server_cpu_s / s.arrived * 1e6 for s in timed if s.server_cpu_s is not None]),
             _median([s.server_cpu_s / s.wall_s for s in timed if s.server_cpu_s is not None]),
             statistics.median(s.client_cpu_s / s.wall_s if s.wall_s else 0.0 for s in runs),
-            _median([None if s.backlog is None else float(s.backlog) for s in runs])))
+            _median([None if s.backlog is None else float(s.backlog) for s in runs]),
+            tuple(s.rate for s in runs)))
     return found
 
 
@@ -219,9 +228,9 @@ def report(args: argparse.Namespace, results: Results) -> str:
          f"median of {args.realtime_runs} runs, each bounded by its count and {args.seconds:g} s"),
         (f"fan-out: 1 publisher ({args.realtime_pipeline} PUBLISH per write), {args.realtime_subscribers} "
          f"subscribers over {min(args.procs, args.realtime_subscribers)} epoll processes, "
-         f"{args.realtime_publishes:,} publishes; queue P/C: RPUSH {PUSH_BATCH} per write, one BLPOP "
-         f"(timeout {BLPOP_TIMEOUT_S} s) at a time per consumer, {args.realtime_items:,} items; a "
-         "process per producer and consumer"),
+         f"{args.realtime_publishes:,} publishes; queue P/C: RPUSH {args.realtime_push_batch} per write, "
+         f"one BLPOP (timeout {BLPOP_TIMEOUT_S} s) at a time per consumer, {args.realtime_items:,} items; "
+         "a process per producer and consumer"),
         "",
         "| workload | figure | kv | redis | kv/redis |",
         "|---|---|--:|--:|--:|",
@@ -243,12 +252,14 @@ def report_json(args: argparse.Namespace, results: Results) -> str:
                 "seconds": args.seconds, "subscribers": args.realtime_subscribers,
                 "subscriber_procs": min(args.procs, args.realtime_subscribers),
                 "publishes": args.realtime_publishes, "publish_batch": args.realtime_pipeline,
-                "items": args.realtime_items, "queues": args.realtime_queues, "push_batch": PUSH_BATCH,
+                "items": args.realtime_items, "queues": args.realtime_queues,
+                "push_batch": args.realtime_push_batch,
                 "blpop_timeout_s": BLPOP_TIMEOUT_S}
     return json.dumps({"settings": settings, "results": [
         {"workload": r.workload, "server": r.server, "runs": r.runs, "per_s": r.rate,
          "sent_per_s": r.send_rate, "lost": r.lost, "server_cpu_us": r.server_cpu_us,
-         "server_cores": r.server_cores, "client_cores": r.client_cores, "backlog": r.backlog}
+         "server_cores": r.server_cores, "client_cores": r.client_cores, "backlog": r.backlog,
+         "per_s_runs": r.rates}
         for r in rows(results)]}, indent=1)
 
 

@@ -37,11 +37,13 @@ def run_to_end(state: ServerState, session: Session, items: list[object]) -> byt
     """Every reply of a batch, as the connection would send them, where each blocking
     command that blocks times out at once (a null reply) and the rest then run."""
     out = state.dispatcher.execute_batch(session, items)
-    while (waiter := session.blocked) is not None:
-        state.blocking.release(waiter)
-        session.blocked = None
+    while session.pending or session.blocked is not None:
+        if (waiter := session.blocked) is not None:
+            state.blocking.release(waiter)
+            session.blocked = None
+            out += encode_reply(None)
         rest, session.pending = session.pending, []
-        out += encode_reply(None) + state.dispatcher.execute_batch(session, rest)
+        out += state.dispatcher.execute_batch(session, rest)
     return out
 
 

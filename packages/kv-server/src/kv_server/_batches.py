@@ -17,7 +17,10 @@ Rules of this module:
    sends its outbox (pushes and replies, in order; ``_pubsub.py``) while the reader
    runs commands. Once it has no subscriptions and its outbox is drained, it returns
    to the connection's fast loop.
-5. Exceptions never leave a nursery here: a peer that vanishes ends the connection
+6. A batch whose replies passed ``--client-output-limit`` sends them before the rest
+   of it runs: a client pipelining reads of big values holds one chunk of output
+   in the server, not all of it.
+7. Exceptions never leave a nursery here: a peer that vanishes ends the connection
    quietly, and a malformed frame is raised after the nursery, as a plain exception,
    so the connection answers it with PROTO as it would anywhere else.
 """
@@ -63,51 +66,65 @@ async def persisted(session: Session, items: list[object], out: bytes) -> bytes:
     return dispatcher.unpersisted(items, logged, replies, group.error)
 
 
-async def serve_blocked(session: Session, transport: Transport, decoder: FrameDecoder,
-                        run: Batch, send: Send) -> None:
-    """Answer the blocked command once served or timed out, then run and answer the
-    commands pipelined after it, which may block in turn (rules 2 and 3)."""
-    blocking = session.state.blocking
-    while (waiter := session.blocked) is not None:
-        if _asked_to_close(session, waiter):
-            return
-        malformed: list[RemoteProtocolError] = []
-        session.idle = True  # nothing taken yet: shutdown may interrupt the wait
-        try:
-            with trio.move_on_after(waiter.timeout):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_read_while_blocked, session, transport, decoder,
-                                       malformed, nursery.cancel_scope)
-                    await waiter.done.wait()
-                    nursery.cancel_scope.cancel()
-        finally:
-            session.idle = False
-        session.blocked = None
-        if waiter.frame is None:
-            blocking.release(waiter)
-            if malformed:
-                raise malformed[0]
-            if session.closing is not None:
-                return
-            out = _NULL_REPLY
-        else:
-            out = waiter.frame
-            if waiter.group is not None:
-                await waiter.group.done.wait()
-                if waiter.group.error is not None:
-                    out = encode_error(MisconfError(f"not persisted: {waiter.group.error}"))
-        rest, session.pending = session.pending, []
-        if rest:
-            more = run(session, rest)
+async def finish_batch(session: Session, transport: Transport, decoder: FrameDecoder,
+                       run: Batch, send: Send) -> None:
+    """Run what a batch left: answer its blocked command once served or timed out, and
+    run and answer the commands after it or after its output limit, which may block or
+    fill the output in turn (rules 2, 3 and 6)."""
+    while session.pending or session.blocked is not None:
+        if session.blocked is None:
+            rest, session.pending = session.pending, []
+            out = run(session, rest)
             if session.logged:
-                more = await persisted(session, rest, more)
-            out += more
-        session.state.stats.net_output_bytes += len(out)
-        session.replying = True
-        await send(out)
-        session.replying = False
+                out = await persisted(session, rest, out)
+            session.state.stats.net_output_bytes += len(out)
+            session.replying = True
+            await send(out)
+            session.replying = False
+        else:
+            await _serve_blocked(session, transport, decoder, send)
+        if session.closing is not None:
+            return
+
+
+async def _serve_blocked(session: Session, transport: Transport, decoder: FrameDecoder,
+                         send: Send) -> None:
+    """Answer the blocked command once served or timed out (rules 2 and 3)."""
+    blocking, waiter = session.state.blocking, session.blocked
+    assert waiter is not None
+    if _asked_to_close(session, waiter):
+        return
+    malformed: list[RemoteProtocolError] = []
+    session.idle = True  # nothing taken yet: shutdown may interrupt the wait
+    try:
+        with trio.move_on_after(waiter.timeout):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_read_while_blocked, session, transport, decoder,
+                                   malformed, nursery.cancel_scope)
+                await waiter.done.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        session.idle = False
+    session.blocked = None
+    if waiter.frame is None:
+        blocking.release(waiter)
         if malformed:
             raise malformed[0]
+        if session.closing is not None:
+            return
+        out = _NULL_REPLY
+    else:
+        out = waiter.frame
+        if waiter.group is not None:
+            await waiter.group.done.wait()
+            if waiter.group.error is not None:
+                out = encode_error(MisconfError(f"not persisted: {waiter.group.error}"))
+    session.state.stats.net_output_bytes += len(out)
+    session.replying = True
+    await send(out)
+    session.replying = False
+    if malformed:
+        raise malformed[0]
 
 
 def _asked_to_close(session: Session, waiter: Waiter) -> bool:
@@ -194,8 +211,8 @@ async def _read_subscribed(session: Session, transport: Transport, decoder: Fram
         if session.logged:
             out = await persisted(session, items, out)
         await send(out)
-        if session.blocked is not None:
-            await serve_blocked(session, transport, decoder, run, send)
+        if session.pending or session.blocked is not None:
+            await finish_batch(session, transport, decoder, run, send)
         session.last_active = time.monotonic()
     return False
 

@@ -21,13 +21,17 @@ from pathlib import Path
 
 import trio
 
+from kv_protocol.framing import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_SIZE
 from kv_protocol.handshake import DEFAULT_PBKDF2_ITERATIONS
 
 from ._config import (
+    CLIENT_OUTPUT_LIMIT,
     DEFAULT_BIND,
     DEFAULT_PORT,
     DEFAULT_TLS_PORT,
     HANDSHAKE_TIMEOUT_S,
+    MAX_ARGUMENTS,
+    MAX_CLIENTS,
     PUBSUB_BUFFER_LIMIT,
     SHUTDOWN_GRACE_S,
     FsyncPolicy,
@@ -109,7 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shutdown-grace", type=float, default=SHUTDOWN_GRACE_S, metavar="S",
                         help="seconds connections get to finish on shutdown "
                         f"(default {SHUTDOWN_GRACE_S:g})")
-    parser.add_argument("--pubsub-buffer-limit", type=int, default=PUBSUB_BUFFER_LIMIT,
+    limits = parser.add_argument_group("limits (all shown by INFO clients)")
+    limits.add_argument("--maxclients", type=int, default=MAX_CLIENTS, metavar="N",
+                        help=f"connections served at once; more are refused (default {MAX_CLIENTS})")
+    limits.add_argument("--timeout", type=float, default=0.0, metavar="S",
+                        help="close connections idle for S seconds, except subscribers and "
+                        "blocked clients (default 0: never)")
+    limits.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE,
+                        metavar="BYTES", help="largest frame accepted or sent (default "
+                        f"{DEFAULT_MAX_FRAME_SIZE // (1024 * 1024)} MiB); a value must fit in one")
+    limits.add_argument("--max-nesting", type=int, default=DEFAULT_MAX_DEPTH, metavar="N",
+                        help=f"deepest nesting of lists and maps in a frame (default "
+                        f"{DEFAULT_MAX_DEPTH})")
+    limits.add_argument("--max-arguments", type=int, default=MAX_ARGUMENTS, metavar="N",
+                        help=f"elements of one command (default {MAX_ARGUMENTS})")
+    limits.add_argument("--client-output-limit", type=int, default=CLIENT_OUTPUT_LIMIT,
+                        metavar="BYTES", help="reply bytes a pipelined batch holds before "
+                        "they are sent and the rest of it runs (default "
+                        f"{CLIENT_OUTPUT_LIMIT // (1024 * 1024)} MiB)")
+    limits.add_argument("--pubsub-buffer-limit", type=int, default=PUBSUB_BUFFER_LIMIT,
                         metavar="BYTES",
                         help="bytes that may wait for a subscriber before it is disconnected "
                         f"(default {PUBSUB_BUFFER_LIMIT // (1024 * 1024)} MiB, as Redis's "
@@ -169,7 +191,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
         appendfsync=FsyncPolicy(args.appendfsync), persist_s=args.persist, binary=args.binary,
         aof_load_truncated=args.aof_load_truncated, tls_cert=args.tls_cert,
         tls_key=args.tls_key, tls_ca=args.tls_ca, tls_port=args.tls_port,
-        pubsub_buffer_limit=args.pubsub_buffer_limit,
+        pubsub_buffer_limit=args.pubsub_buffer_limit, maxclients=args.maxclients,
+        idle_timeout_s=args.timeout, max_frame_bytes=args.max_frame_size,
+        max_depth=args.max_nesting, max_arguments=args.max_arguments,
+        client_output_limit=args.client_output_limit,
     )
     return config, note
 

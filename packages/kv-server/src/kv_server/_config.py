@@ -27,6 +27,13 @@ SHUTDOWN_GRACE_S: Final = 5.0
 # Redis's hard client-output-buffer-limit for pub/sub clients: a subscriber that lets
 # this much pile up is not keeping up and is disconnected.
 PUBSUB_BUFFER_LIMIT: Final = 32 * 1024 * 1024
+# Redis's default maxclients.
+MAX_CLIENTS: Final = 10_000
+# Redis's proto-max-multibulk-len: a command of more arguments is refused.
+MAX_ARGUMENTS: Final = 1024 * 1024
+# Replies a batch accumulates before they are sent and the rest of it runs: what one
+# connection's output can hold, whatever it pipelines (plus one reply, at most a frame).
+CLIENT_OUTPUT_LIMIT: Final = 8 * 1024 * 1024
 
 
 class FsyncPolicy(enum.StrEnum):
@@ -72,6 +79,14 @@ class ServerConfig:
     tls_port: int = DEFAULT_TLS_PORT
     pubsub_buffer_limit: int = PUBSUB_BUFFER_LIMIT
     """Bytes that may wait for a subscriber (messages and replies) before it is disconnected."""
+    maxclients: int = MAX_CLIENTS
+    """Connections served at once (handshaking included); more are refused and closed."""
+    max_arguments: int = MAX_ARGUMENTS
+    """Elements a command array may have, its name included."""
+    client_output_limit: int = CLIENT_OUTPUT_LIMIT
+    """Reply bytes a batch holds before they are sent and the rest of the batch runs."""
+    idle_timeout_s: float = 0.0
+    """Close a connection idle this long (not subscribed, not blocked); 0: never."""
 
     @property
     def tls(self) -> bool:
@@ -100,7 +115,11 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive")
         if self.persist_s is not None and self.persist_s <= 0:
             raise ValueError("--persist must be a positive number of seconds")
-        if self.pubsub_buffer_limit < 1024:
-            raise ValueError("the pub/sub buffer limit must be at least 1024 bytes")
+        if self.pubsub_buffer_limit < 1024 or self.client_output_limit < 1024:
+            raise ValueError("output limits must be at least 1024 bytes")
+        if self.maxclients < 1 or self.max_arguments < 16:
+            raise ValueError("maxclients must be at least 1 and max arguments at least 16")
+        if self.idle_timeout_s < 0:
+            raise ValueError("the idle timeout must be 0 (never) or a positive number of seconds")
         if self.max_frame_bytes < 1024 or self.max_depth < 2:
             raise ValueError("max frame size must be at least 1024 bytes and max depth at least 2")

@@ -43,7 +43,7 @@ from kv_protocol.messages import encode_error, encode_push
 from kv_protocol.values import describe, type_name
 
 from ._auth_throttle import peer_of
-from ._batches import QUIET, Batch, persisted, serve_blocked, serve_subscriber
+from ._batches import QUIET, Batch, finish_batch, persisted, serve_subscriber
 from ._session import PEER_GONE, PROTOCOL_ERROR, Session
 from ._state import ServerState
 
@@ -129,8 +129,8 @@ class SocketTransport:
                     session.replying = True
                     await self.send_all(out, sent)
                     session.replying = False
-            if session.blocked is not None:
-                await serve_blocked(session, self, decoder, run, self.send_all)
+            if session.pending or session.blocked is not None:
+                await finish_batch(session, self, decoder, run, self.send_all)
             session.last_active = monotonic()
             # One scheduler trip per batch: fairness and cancellation, and by the time
             # the task is back a pipelining peer's next request has usually arrived.
@@ -176,8 +176,8 @@ class StreamTransport:
                 session.replying = True
                 await self.stream.send_all(out)
                 session.replying = False
-            if session.blocked is not None:
-                await serve_blocked(session, self, decoder, run, self.send_all)
+            if session.pending or session.blocked is not None:
+                await finish_batch(session, self, decoder, run, self.send_all)
             session.last_active = time.monotonic()
         return False
 
@@ -194,6 +194,16 @@ async def serve_connection(
     """Serve one accepted connection until it ends; never raises for peer behaviour."""
     state.stats.connections_received += 1
     connection_id = state.sessions.next_id()
+    if len(state.sessions) + state.sessions.handshaking >= state.config.maxclients:
+        state.stats.rejected_connections += 1
+        if state.stats.rejected_connections % 1000 == 1:  # the first, then one in a thousand
+            log.warning("connection %d from %s refused: maxclients (%d) reached (%d refused so "
+                        "far)", connection_id, addr, state.config.maxclients,
+                        state.stats.rejected_connections)
+        with trio.CancelScope(shield=True):
+            await _goodbye(transport, encode_error(ServerError("max number of clients reached")))
+            await transport.aclose()
+        return
     try:
         handshake = await _handshake(state, transport, connection_id, addr, peer_of(kind, addr))
         if handshake is not None:
@@ -290,8 +300,8 @@ async def _serve_session(
                 if session.logged:
                     out = await persisted(session, pending, out)
                 await transport.send_all(out)
-                if session.blocked is not None:
-                    await serve_blocked(session, transport, conn.decoder, run, transport.send_all)
+                if session.pending or session.blocked is not None:
+                    await finish_batch(session, transport, conn.decoder, run, transport.send_all)
             while not await transport.serve_commands(session, conn.decoder, run):
                 if session.closing is not None or await serve_subscriber(
                         session, transport, conn.decoder, run):

@@ -33,6 +33,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -93,7 +94,9 @@ class Dispatcher:
 
     def __init__(self, stats: Stats, blocking: Blocking,
                  max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE,
-                 tick: Callable[[], None] = lambda: None) -> None:
+                 tick: Callable[[], None] = lambda: None, *,
+                 max_arguments: int = sys.maxsize,
+                 output_limit: int = sys.maxsize) -> None:
         names = registered_names()
         table = frozenset(BY_NAME)
         if names != table:
@@ -108,8 +111,10 @@ class Dispatcher:
         self.aof: AppendOnlyFile | None = None
         """Where write commands are logged; None until persistence starts (and in tests)."""
         self.blocking: Blocking = blocking
-        self.entries: dict[str, Entry] = {spec.name: Entry.build(spec, _REGISTRY[spec.name])
-                                          for spec in COMMANDS}
+        self.output_limit = output_limit
+        """Reply bytes a batch holds before the rest of it waits (``--client-output-limit``)."""
+        self.entries: dict[str, Entry] = {
+            spec.name: Entry.build(spec, _REGISTRY[spec.name], max_arguments) for spec in COMMANDS}
         # Top-level lookup by exact name in both common spellings; subcommands hang
         # under their container's name.
         self._top: dict[str, Entry | _Container] = {}
@@ -260,16 +265,19 @@ class Dispatcher:
         The replies stay in ``ctx.replies`` until the next batch, so that a batch whose
         AOF write failed can have its write replies swapped for MISCONF errors. A
         command that blocks ends the batch: the commands after it wait in
-        ``ctx.pending`` until it is answered (rule 8).
+        ``ctx.pending`` until it is answered (rule 8); so do the commands after the
+        replies reach ``output_limit`` bytes, until those are sent.
         """
         self.tick()
-        execute, ready = self.execute, self.blocking.ready
+        execute, ready, limit = self.execute, self.blocking.ready, self.output_limit
         ctx.commands += len(items)
         replies: list[bytes] = []
         append = replies.append
+        size = 0
         try:
             for argv in items:
-                append(execute(ctx, argv))
+                frame = execute(ctx, argv)
+                append(frame)
                 if ready:
                     self.blocking.serve_ready(self)
                 if ctx.closing is not None:  # it killed itself: nothing after runs, as in Redis
@@ -277,6 +285,10 @@ class Dispatcher:
                 if ctx.blocked is not None:
                     replies.pop()
                     ctx.pending = items[len(replies) + 1:]
+                    break
+                size += len(frame)
+                if size > limit:  # the rest runs once these are sent
+                    ctx.pending = items[len(replies):]
                     break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))

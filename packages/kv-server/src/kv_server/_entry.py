@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kv_protocol.commands import FAST_TYPES, Arg, CommandSpec, Flag, argument_error, arity_message, predicate
-from kv_protocol.errors import ServerError
+from kv_protocol.errors import ServerError, TooBigError
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -115,13 +115,15 @@ class Entry:
     """Calls refused before running: arity, argument kinds, NOPERM (Redis rejected_calls)."""
 
     @classmethod
-    def build(cls, spec: CommandSpec, handler: Handler) -> Entry:
+    def build(cls, spec: CommandSpec, handler: Handler, max_arguments: int = sys.maxsize) -> Entry:
+        """``max_arguments`` caps commands of any length (``--max-arguments``), at no
+        cost: the fast check refuses what is longer and the full check says why."""
         offset = spec.words
         positional = tuple((offset + i, _check(arg)) for i, arg in enumerate(spec.positional))
         tail = tuple(_check(arg) for arg in spec.tail)
         trailing = tuple(_check(arg) for arg in spec.trailing)
         min_len = offset + spec.min_args
-        max_len = sys.maxsize if spec.max_args is None else offset + spec.max_args
+        max_len = max_arguments if spec.max_args is None else offset + spec.max_args
         fast = _fast_check(offset, min_len, max_len, tuple(check[0] for _, check in positional),
                            tuple(check[0] for check in tail), tuple(check[0] for check in trailing))
         return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail,
@@ -134,6 +136,8 @@ class Entry:
         n = len(argv)
         tail, start, trailing = self.tail, self.tail_start, self.trailing
         end = n - len(trailing)
+        if n > self.max_len and self.spec.max_args is None:
+            return TooBigError(f"a command of {n} elements exceeds the limit of {self.max_len}")
         if n < self.min_len or n > self.max_len or (tail and (end - start) % len(tail)):
             return ServerError(arity_message(self.spec.name))
         for index, (types, ok, arg) in self.positional:

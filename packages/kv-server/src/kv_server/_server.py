@@ -21,9 +21,11 @@ import errno
 import functools
 import logging
 import os
+import resource
 import signal
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import trio
@@ -58,6 +60,7 @@ async def serve(
     """
     tls = server_context(config)
     state = ServerState(config)
+    raise_open_files_limit(config.maxclients)
     persistence = state.persistence = Persistence.open(state)
     try:
         listeners, tls_listeners = await _open_listeners(config, state, tls)
@@ -80,6 +83,8 @@ async def serve(
                     if handle_signals:
                         front.start_soon(_watch_signals, state)
                     front.start_soon(expire_forever, state.keyspace, state.clock.tick)
+                    if config.idle_timeout_s:
+                        front.start_soon(_close_idle_forever, state)
                     task_status.started(state)
                     await state.wait_for_shutdown_request()
                     log.info("shutting down: no longer accepting connections")
@@ -94,6 +99,31 @@ async def serve(
                 with contextlib.suppress(FileNotFoundError):
                     config.unix_path.unlink()
     log.info("shutdown complete")
+
+
+async def _close_idle_forever(state: ServerState) -> None:
+    """Apply ``--timeout`` (checked a few times per timeout, at most once a second)."""
+    period = min(1.0, state.config.idle_timeout_s / 4)
+    while True:
+        await trio.sleep(period)
+        if closed := state.close_idle(time.monotonic()):
+            log.info("closed %d idle connection(s)", closed)
+
+
+def raise_open_files_limit(maxclients: int) -> None:
+    """Let the process hold maxclients connections, as Redis does: raise the soft limit
+    on open files towards the hard one, and warn when even that is too low."""
+    wanted = maxclients + 64  # listeners, data files, the AOF's duplicate descriptor
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < wanted:
+        log.warning("open files are limited to %d: fewer than --maxclients %d connections fit "
+                    "(raise it with ulimit -n)", soft, maxclients)
 
 
 async def _watch_signals(state: ServerState) -> None:

@@ -48,7 +48,8 @@ class ServerState:
         self.stats = Stats()
         self.sessions = Sessions()
         self.dispatcher = Dispatcher(self.stats, self.blocking, config.max_frame_bytes,
-                                     self.clock.tick)
+                                     self.clock.tick, max_arguments=config.max_arguments,
+                                     output_limit=config.client_output_limit)
         self.persistence: Persistence | None = None
         """The data directory's files; None until ``serve`` opens them (and in unit tests)."""
         self.server_name = f"kv-server {__version__}"
@@ -75,6 +76,18 @@ class ServerState:
         self.shutting_down = True
         for session in self.sessions:
             session.close_soon("server is shutting down", interrupt=session.idle)
+
+    def close_idle(self, now: float) -> int:
+        """Close connections idle longer than ``--timeout`` (not subscribers or blocked
+        clients, as Redis exempts them); how many."""
+        timeout, closed = self.config.idle_timeout_s, 0
+        for session in self.sessions:
+            if (session.idle and now - session.last_active > timeout and session.blocked is None
+                    and not (session.pubsub and session.pubsub.count)):
+                session.close_soon(f"idle for more than {timeout:g} s", interrupt=True)
+                closed += 1
+        self.stats.idle_disconnects += closed
+        return closed
 
     def release(self, session: Session) -> None:
         """Forget a connection that ended: its subscriptions, watches and wait."""

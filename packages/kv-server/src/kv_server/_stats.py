@@ -21,7 +21,8 @@ class Stats:
 
     __slots__ = (
         "auth_failures", "connections_received", "error_replies", "handshake_timeouts",
-        "net_input_bytes", "net_output_bytes", "output_buffer_disconnects", "protocol_errors",
+        "idle_disconnects", "net_input_bytes", "net_output_bytes", "output_buffer_disconnects",
+        "protocol_errors", "rejected_connections",
     )
 
     def __init__(self) -> None:
@@ -34,6 +35,10 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.output_buffer_disconnects = 0
+        self.rejected_connections = 0
+        """Connections refused at maxclients."""
+        self.idle_disconnects = 0
+        """Connections closed by the idle timeout."""
         """Subscribers cut off for letting their output pile up past the limit."""
         self.error_replies: collections.Counter[str] = collections.Counter()
         """Error replies sent, by code (INFO errorstats)."""

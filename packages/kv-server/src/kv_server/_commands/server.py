@@ -58,7 +58,16 @@ def _clients(state: ServerState) -> dict[str, object]:
                                   for session in sessions),
             "watching_clients": sum(session.watch is not None for session in sessions),
             "total_blocking_keys": len(state.blocking.queues),
-            "pubsub_buffer_limit": state.config.pubsub_buffer_limit}
+            **_limits(state)}
+
+
+def _limits(state: ServerState) -> dict[str, object]:
+    config = state.config
+    return {"maxclients": config.maxclients, "idle_timeout_s": config.idle_timeout_s,
+            "max_frame_size": config.max_frame_bytes, "max_nesting": config.max_depth,
+            "max_arguments": config.max_arguments,
+            "client_output_limit": config.client_output_limit,
+            "pubsub_buffer_limit": config.pubsub_buffer_limit}
 
 
 def _memory(state: ServerState) -> dict[str, object]:
@@ -86,6 +95,8 @@ def _stats(state: ServerState) -> dict[str, object]:
         "pubsub_patterns": len(state.pubsub.patterns),
         "total_published_messages": state.pubsub.messages,
         "total_output_buffer_disconnects": stats.output_buffer_disconnects,
+        "rejected_connections": stats.rejected_connections,
+        "total_idle_disconnects": stats.idle_disconnects,
     }
 
 

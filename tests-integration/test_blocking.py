@@ -518,13 +518,9 @@ def test_a_blocked_process_killed_by_sigkill_leaves_no_trace(server: ServerProce
     _no_trace(admin)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a blocked client's hang-up is noticed only when its connection task next runs "
-    "(_batches._read_while_blocked): a push that arrives right after the hang-up is "
-    "served to the dead connection, and the element is lost"))
 def test_a_push_right_after_a_blocked_client_closes_is_not_lost(own_connect: Connect) -> None:
-    """The same race exists for a SIGKILLed process (about one round in three lost its
-    element here), but the delay before its socket closes makes that test flaky."""
+    """The server peeks at a waiter's socket before serving it, so a hang-up its
+    connection task has not seen yet still keeps the element (found by this test)."""
     admin = own_connect()
     for round_ in range(RACE_ROUNDS):
         kv = own_connect()

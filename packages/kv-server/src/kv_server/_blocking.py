@@ -33,6 +33,7 @@ from kv_protocol.errors import ServerError
 from kv_protocol.values import Key
 
 from ._keyspace import Keyspace, KvList
+from ._session import PEER_GONE
 
 if TYPE_CHECKING:
     from ._aof import Group
@@ -118,6 +119,10 @@ class Blocking:
             queue = self.queues.get(key)
             while queue and type(keyspace.peek(key)) is KvList:
                 waiter = queue[0]
+                if waiter.session.peer_closed():  # gone before its task could notice
+                    waiter.session.close_soon(PEER_GONE, interrupt=True)  # releases it
+                    queue = self.queues.get(key)
+                    continue
                 self.release(waiter)
                 argv, wrap = waiter.serve(waiter.session, key)
                 waiter.frame, logged = dispatcher.serve_waiter(waiter.session, argv, wrap)

@@ -70,6 +70,9 @@ class Transport(Protocol):
         """Read, run and answer batches until EOF (True), until the session must close
         or until it subscribed (False)."""
 
+    def peer_closed(self) -> bool:
+        """Whether the peer has certainly hung up, checked without blocking or reading."""
+
     async def aclose(self) -> None: ...
 
 
@@ -137,6 +140,9 @@ class SocketTransport:
             await checkpoint()
         return False
 
+    def peer_closed(self) -> bool:
+        return _peer_closed(self.sock)
+
     async def aclose(self) -> None:
         trio.lowlevel.notify_closing(self.sock)
         self.sock.close()
@@ -181,11 +187,29 @@ class StreamTransport:
             session.last_active = time.monotonic()
         return False
 
+    def peer_closed(self) -> bool:
+        """For TLS over TCP, a peek at the raw socket; it cannot see past a TLS goodbye
+        still unread (the connection's own read then notices the end)."""
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream) and isinstance(stream.transport_stream,
+                                                              trio.SocketStream):
+            return _peer_closed(stream.transport_stream.socket)
+        return False
+
     async def aclose(self) -> None:
         """Close gracefully, so a TLS peer gets its close_notify and sees a clean end,
         not a truncation; a peer that does not read gets a forced close instead."""
         with trio.move_on_after(GOODBYE_TIMEOUT_S), contextlib.suppress(*_QUIET):
             await self.stream.aclose()
+
+
+def _peer_closed(sock: socket.socket | trio.socket.SocketType) -> bool:
+    try:
+        return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 async def serve_connection(
@@ -282,6 +306,7 @@ async def _serve_session(
 ) -> None:
     session = Session(state, conn.connection_id, transport=kind, addr=addr, laddr=laddr,
                       readonly=conn.readonly)
+    session.peer_closed = transport.peer_closed
     if conn.hello is not None:  # always, once READY
         session.name, session.client_id, session.hostname = (
             conn.hello.name, conn.hello.client_id, conn.hello.hostname)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import trio
@@ -40,7 +40,8 @@ class Session:
     __slots__ = (
         "addr", "blocked", "cancel_scope", "client_id", "closing", "commands", "created",
         "executing", "hostname", "id", "idle", "keyspace", "laddr", "last_active",
-        "last_command", "log_as", "logged", "multi", "multi_failed", "name", "pending",
+        "last_command", "log_as", "logged", "multi", "multi_failed", "name", "peer_closed",
+        "pending",
         "pubsub", "readonly", "replies", "replying", "restricted", "state", "transport",
         "watch",
     )
@@ -89,6 +90,9 @@ class Session:
         """Commands pipelined after a blocking one: they run once it is answered."""
         self.pubsub: Subscriber | None = None
         """Subscriptions and the queue of pushes, from the first SUBSCRIBE on."""
+        self.peer_closed: Callable[[], bool] = _never
+        """Whether the peer certainly hung up (a non-blocking peek): a blocked client is
+        checked before it is served, so no element goes to a closed socket."""
         self.restricted = readonly
         """Whether dispatch must look closer at every command: read-only, in MULTI or
         subscribed (``update``); false for most sessions, which then pay one test."""
@@ -123,6 +127,10 @@ class Session:
             "blocked": self.blocked is not None,
             "omem": self.pubsub.outbox.size if self.pubsub else 0,
         }
+
+
+def _never() -> bool:
+    return False
 
 
 class Sessions:

@@ -32,10 +32,8 @@ Already covered elsewhere, so not repeated here:
   a cut inside the length prefix, and the connection count);
   test_fuzz_live.py: hostile connections, frames cut off by a disconnect.
 - test_blocking.py: a blocked client's close, CLIENT KILL and SIGKILL leave no waiter
-  behind; and the strict xfail test_a_push_right_after_a_blocked_client_closes_is_not_lost
-  records the known race (a push right after the hang-up is served to the dead
-  connection). The blocked tests here therefore push once the server has noticed the
-  hang-up, and add RST and a second waiter.
+  behind, and test_a_push_right_after_a_blocked_client_closes_is_not_lost (FIN); the
+  blocked tests here add RST and a second waiter behind the one that vanishes.
 - test_pubsub.py::test_a_subscriber_that_goes_away_is_forgotten (FIN, SIGKILL);
   test_transactions.py::test_a_disconnected_watcher_leaves_no_watch_behind (WATCH
   without MULTI).
@@ -87,6 +85,8 @@ PIPELINE_COMMANDS: Final = 3000
 """About 60 KB of frames: more than one read, so a reset lands with some of them unread."""
 BIG_REPLY_BYTES: Final = 8 * MIB
 """Far more than both sockets' buffers: the server is mid-reply when the reader vanishes."""
+BLOCKED_ROUNDS: Final = 10
+"""Rounds of "a waiter vanishes, a push follows at once": the race it tests is a narrow one."""
 UNREAD_MESSAGES: Final = 300
 """About 300 KB of pushes a subscriber never reads: past the socket buffers, far below the
 server's pub/sub buffer limit (32 MiB), so the server has not cut it off before it vanishes."""
@@ -257,28 +257,27 @@ def test_a_client_vanishing_mid_multi(module_kv_server: ServerProcess, checker: 
 @pytest.mark.parametrize("how", HOWS)
 def test_a_client_vanishing_while_blocked(module_kv_server: ServerProcess, checker: Client,
                                           baseline: dict[str, Any], how: str) -> None:
-    """A push after a blocked client vanished goes to the next waiter, or stays in the list.
-
-    The push waits until the server has noticed the hang-up: a push right after it is
-    the known race in test_blocking.py (strict xfail).
-    """
+    """A push right after a blocked client vanished goes to the next waiter, or stays in
+    the list: never to the dead connection (test_blocking.py covers FIN without a second
+    waiter; this adds RST and a waiter behind the one that vanishes)."""
     key = f"blocked:{how}"
-    first, second = Peer(module_kv_server), Peer(module_kv_server)
-    first.send(["BLPOP", key, 0])
-    wait_until(lambda: clients_info(checker)["blocked_clients"] == 1, "the first client blocking")
-    second.send(["BLPOP", key, 0])
-    wait_until(lambda: clients_info(checker)["blocked_clients"] == 2, "the second client blocking")
-    first.vanish(how)
-    wait_until(lambda: clients_info(checker)["blocked_clients"] == 1, "the vanished waiter's removal")
-    checker.rpush(key, "for the second")
-    assert second.read(1) == [(REPLY, [key, "for the second"])]
-    second.send(["BLPOP", key, 0])
-    wait_until(lambda: clients_info(checker)["blocked_clients"] == 1, "the second client blocking again")
-    second.vanish(how)
+    for round_ in range(BLOCKED_ROUNDS):
+        first, second = Peer(module_kv_server), Peer(module_kv_server)
+        first.send(["BLPOP", key, 0])
+        wait_until(lambda: clients_info(checker)["blocked_clients"] == 1, "the first client blocking")
+        second.send(["BLPOP", key, 0])
+        wait_until(lambda: clients_info(checker)["blocked_clients"] == 2, "the second client blocking")
+        first.vanish(how)
+        checker.rpush(key, f"{round_}:for the second")  # at once: the hang-up may be unseen yet
+        assert second.read(1) == [(REPLY, [key, f"{round_}:for the second"])], f"round {round_}"
+        second.send(["BLPOP", key, 0])
+        wait_until(lambda: clients_info(checker)["blocked_clients"] == 1, "the second client blocking again")
+        second.vanish(how)
+        checker.rpush(key, f"{round_}:kept")
+        wait_until(lambda: clients_info(checker)["blocked_clients"] == 0, "the waiters' removal")
+        assert checker.lrange(key, 0, -1) == [f"{round_}:kept"], f"round {round_}: the element was lost"
+        checker.delete(key)
     still_serving(module_kv_server, checker, baseline)  # blocked_clients back at its baseline
-    checker.rpush(key, "kept")
-    assert checker.lrange(key, 0, -1) == ["kept"]
-    checker.delete(key)
 
 
 @pytest.mark.parametrize("how", HOWS)

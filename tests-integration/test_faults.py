@@ -45,9 +45,9 @@ Already covered elsewhere, so not repeated here:
   300k-key BGSAVE; here also writes acknowledged while the save ran, the shutdown
   grace, and the files left behind.
 
-Server bugs these tests found are strict xfails, each with its reproduction in the
-reason: a BGSAVE failing on a read-only mount takes the server down, and a SAVE failing
-for lack of space leaves its kv.db.tmp holding the space the AOF needs.
+These tests found two server bugs, since fixed: a BGSAVE failing on a read-only mount
+took the server down (removing kv.db.tmp failed with EROFS), and a SAVE failing for
+lack of space left its kv.db.tmp holding the space the AOF needed.
 
 Every loop is bounded in count and time; servers bind to 127.0.0.1 only.
 """
@@ -644,13 +644,6 @@ def test_read_only_data_directory_during_aof_append_and_save(tmp_path: Path) -> 
     restart_and_check(server, acknowledged, absent=("refused",))
 
 
-@pytest.mark.xfail(os.geteuid() == 0, strict=True, raises=AssertionError, reason=(
-    "a BGSAVE that fails on a read-only filesystem takes the server down (exit status 1, "
-    "'kv-server: [Errno 30] Read-only file system: DIR/kv.db.tmp'): "
-    "Persistence._finish_bgsave unlinks kv.db.tmp suppressing only FileNotFoundError, and "
-    "unlink() on a read-only mount fails with EROFS even for a missing file. (chmod, the "
-    "fallback when not root, gives ENOENT there, so only the mount shows it.) Reproduce: "
-    "start kv-server --dir D; mount --bind D D; mount -o remount,bind,ro D; BGSAVE."))
 def test_read_only_data_directory_during_bgsave(tmp_path: Path) -> None:
     data = tmp_path / "data"
     acknowledged: dict[str, Any] = {}
@@ -676,13 +669,6 @@ def test_read_only_data_directory_during_bgsave(tmp_path: Path) -> None:
     restart_and_check(server, acknowledged, absent=("refused",))
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, MisconfError), reason=(
-    "a SAVE that fails for lack of space leaves its partial kv.db.tmp behind "
-    "(Persistence.save does not unlink it, unlike a failed BGSAVE): that file keeps the "
-    "last free space, so the AOF's segment change that follows the SAVE fails and writes "
-    "are refused ('cannot start a new segment ... No space left on device') until the "
-    "operator finds and deletes kv.db.tmp. Reproduce: --dir on a 16 MiB tmpfs, 5 MiB of "
-    "keys, a ballast file leaving 1 MiB free, SAVE, then SET."))
 def test_a_failed_save_gives_back_the_space_its_temporary_file_took(tmp_path: Path) -> None:
     data = tmp_path / "data"
     acknowledged: dict[str, Any] = {}

@@ -151,6 +151,7 @@ class Persistence:
             install(self.directory, written)
         except OSError as exc:
             self._failed(f"cannot write {written}: {exc.strerror or exc}")
+            _discard(written)  # on a nearly full disk it holds the last free space
             raise ServerError(f"save failed: {self.last_save_error}") from None
         self._saved(position, dirty, started)
 
@@ -186,8 +187,7 @@ class Persistence:
         self.child = None
         if status != 0:
             self._failed(f"the background save exited with status {status} (see the server log)")
-            with contextlib.suppress(FileNotFoundError):
-                written.unlink()
+            _discard(written)
             return
         # Busy until installed: a save started now would open kv.db.tmp for writing,
         # truncating the finished file just before it is renamed to kv.db.
@@ -196,6 +196,7 @@ class Persistence:
             await trio.to_thread.run_sync(install, self.directory, written)
         except OSError as exc:
             self._failed(f"cannot install {written}: {exc.strerror or exc}")
+            _discard(written)
             return
         finally:
             self.installing = False
@@ -220,8 +221,7 @@ class Persistence:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.child, 0)
         self.child = None
-        with contextlib.suppress(FileNotFoundError):
-            temporary_path(self.directory).unlink()
+        _discard(temporary_path(self.directory))
         log.warning("background save abandoned: the server is shutting down")
 
     def close(self) -> None:
@@ -246,3 +246,10 @@ class Persistence:
             "latest_fork_usec": self.latest_fork_usec,
             **self.aof.info(),
         }
+
+
+def _discard(path: Path) -> None:
+    """Remove a failed save's temporary file if possible; a read-only or vanished
+    directory (EROFS, ENOENT) is already reported by the failure itself."""
+    with contextlib.suppress(OSError):
+        path.unlink()

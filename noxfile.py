@@ -7,6 +7,7 @@
                         (KV_APPENDFSYNC=always|everysec|no: both servers write an AOF that way)
     nox -s bench_fsync  SET under each fsync policy, kv-server beside redis-server, one table
     nox -s sdk_bench    the Python SDK (sync, trio, asyncio) beside redis-py: req/s, µs per call
+    nox -s realtime_bench  pub/sub fan-out and BLPOP queues, kv-server beside redis-server
     nox -s expiry       the longest pause while a million keys expire together
     nox -s persistence_figures  BGSAVE stall, snapshot load rates and AOF replay rate
     nox -s slow         the long variants (more hypothesis examples)
@@ -328,6 +329,19 @@ def sdk_bench(session: nox.Session) -> None:
     session.install("redis>=5")  # redis-py, the SDK compared with; kv-tools does not depend on it
     ensure_redis_server(session)
     session.run("kv-bench", "--sdk", *session.posargs)
+
+
+@nox.session
+def realtime_bench(session: nox.Session) -> None:
+    """kv-bench --realtime: pub/sub fan-out (1 publisher, 50 subscribers) and RPUSH/BLPOP
+    queues (1/1 and 4/4), kv-server beside redis-server, both with an AOF fsynced every second.
+
+    kv-bench starts both servers itself. Pass kv-bench options after --, e.g.
+    ``nox -s realtime_bench -- --realtime-queues 1/4 --realtime-push-batch 1 --json``.
+    """
+    install_workspace(session)
+    ensure_redis_server(session)
+    session.run("kv-bench", "--realtime", *session.posargs)
 
 
 @nox.session

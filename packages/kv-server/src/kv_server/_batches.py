@@ -6,11 +6,12 @@ Rules of this module:
 1. A batch that logged writes is answered once its AOF group is written; if the
    group failed, the replies of the commands that logged become MISCONF.
 2. A batch that ended on a blocking command sends its replies, then waits for the
-   command's answer (``_blocking.py``) or its timeout (a null reply). Meanwhile it
-   keeps reading: commands the client pipelined after the blocking one are kept in
-   ``session.pending`` (up to ``PENDING_LIMIT_BYTES``, then it stops reading) and run
-   once it is answered; the end of the stream means the client hung up, and its
-   waiter is dropped before anyone can serve it an element it would never read.
+   command's answer (``_blocking.py``: serving cancels the wait's scope) or its
+   timeout (a null reply). Meanwhile the same task keeps reading: commands the
+   client pipelined after the blocking one are kept in ``session.pending`` (up to
+   ``PENDING_LIMIT_BYTES``, then it stops reading) and run once it is answered; the
+   end of the stream means the client hung up, and its waiter is dropped before
+   anyone can serve it an element it would never read.
 3. A session asked to close while blocked (CLIENT KILL, shutdown) gives up its wait at
    once (``Session.close_soon`` releases the waiter), so no element is served to it.
 4. From its first SUBSCRIBE a connection runs :func:`serve_subscriber`: a writer task
@@ -97,12 +98,8 @@ async def _serve_blocked(session: Session, transport: Transport, decoder: FrameD
     malformed: list[RemoteProtocolError] = []
     session.idle = True  # nothing taken yet: shutdown may interrupt the wait
     try:
-        with trio.move_on_after(waiter.timeout):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_read_while_blocked, session, transport, decoder,
-                                   malformed, nursery.cancel_scope)
-                await waiter.done.wait()
-                nursery.cancel_scope.cancel()
+        with trio.move_on_after(waiter.timeout), waiter.scope:
+            await _read_while_blocked(session, transport, decoder, malformed)
     finally:
         session.idle = False
     session.blocked = None
@@ -137,10 +134,10 @@ def _asked_to_close(session: Session, waiter: Waiter) -> bool:
 
 
 async def _read_while_blocked(session: Session, transport: Transport, decoder: FrameDecoder,
-                              malformed: list[RemoteProtocolError],
-                              scope: trio.CancelScope) -> None:
-    """Keep reading while blocked (rule 2); return, ending the wait, at the end of the
-    stream or at a malformed frame."""
+                              malformed: list[RemoteProtocolError]) -> None:
+    """Keep reading while blocked (rule 2), until the waiter is served or times out (a
+    cancellation), the stream ends or a frame is malformed. Cancelled reads lose
+    nothing: a socket is read only once readable, a TLS stream only when it has data."""
     received = 0
     try:
         while received < PENDING_LIMIT_BYTES:
@@ -154,12 +151,10 @@ async def _read_while_blocked(session: Session, transport: Transport, decoder: F
             await trio.sleep_forever()
     except RemoteProtocolError as exc:
         malformed.append(exc)
-        scope.cancel()
         return
     except QUIET:
         pass
     session.close_soon(PEER_GONE, interrupt=False)
-    scope.cancel()
 
 
 async def serve_subscriber(session: Session, transport: Transport, decoder: FrameDecoder,

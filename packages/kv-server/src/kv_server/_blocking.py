@@ -59,14 +59,16 @@ def parse_timeout(timeout: float) -> float:
 class Waiter:
     """One blocked command: its connection, its keys, and, once known, its answer."""
 
-    __slots__ = ("done", "frame", "group", "keys", "serve", "session", "timeout")
+    __slots__ = ("frame", "group", "keys", "scope", "serve", "session", "timeout")
 
     def __init__(self, session: Session, keys: list[Key], serve: Serve, timeout: float) -> None:
         self.session = session
         self.keys = keys
         self.serve = serve
         self.timeout = timeout
-        self.done = trio.Event()
+        self.scope = trio.CancelScope()
+        """The connection waits inside it; serving cancels it, which wakes the wait
+        without a second task or an event (``_batches.py``)."""
         self.frame: bytes | None = None
         """The reply frame once served."""
         self.group: Group | None = None
@@ -129,5 +131,5 @@ class Blocking:
                 if logged and dispatcher.aof is not None:
                     waiter.group = dispatcher.aof.group
                 waiter.session.idle = False  # it has a reply to send: no longer interruptible
-                waiter.done.set()
+                waiter.scope.cancel()
                 queue = self.queues.get(key)

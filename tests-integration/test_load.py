@@ -73,7 +73,7 @@ more means closed connections leak."""
 
 P99_BOUND_S = 5.0
 """A p99 above this means requests stall, not that the machine is slow: on two shared
-cores it measured 0.05 s with 200 busy clients and 0.4-1.1 s with 1,000 (closed loop:
+cores it measured 0.05 s with 200 busy clients and 0.16-1.1 s with 1,000 (closed loop:
 each client waits for its reply, so the latency grows with the clients and with what
 else the machine runs)."""
 ROUND_TRIP_TIMEOUT_S = 30.0
@@ -88,9 +88,10 @@ RSS_PER_BUSY_CLIENT_KIB = 256
 """A busy client's share of the server's memory: its keys (at most 8 strings, a
 32-item list and a 16-field hash, values under 250 bytes: about 25 KiB as Python
 objects), its session and task (8.5 KiB, measured idle), a 64 KiB read with its
-decoded batch, and replies being written. Measured peaks: 10 MiB above the start for
-200 clients, 34 MiB for 1,000, a ninth of the bound or less; more means something
-grows without bound (output buffers, leaked sessions)."""
+decoded batch, and replies being written. Measured peaks above the start: 10 MiB for
+200 clients; 34-62 MiB for 1,000, levelling off once their lists and hashes are full
+(90 s: 59 MiB at half time, 62 at the end), a fifth of the bound. More means
+something grows without bound (output buffers, leaked sessions)."""
 RSS_PER_IDLE_CLIENT_KIB = 32
 """Bound on the server's memory per idle connection: 8.5 KiB measured (session, task,
 socket, decoder); the rest is room for allocator noise and other Python versions."""
@@ -461,8 +462,8 @@ def test_idle_connections(tmp_path: Path, workers: list[LoadWorker],
     (``CLOSE_COST_BOUND_S``); once they close, connected_clients drops back.
 
     Measured on the two shared cores of the development machine: 10,000 connections
-    open in 6-9 s and cost the server about 8,500 bytes each, and the test takes
-    25-40 s, depending on what else runs; 2,000 open in under 1.5 s and the test
+    open in 2.6-9 s and cost the server about 8,500 bytes each, and the test takes
+    15-40 s, depending on what else runs; 2,000 open in under 1.5 s and the test
     takes about 10 s. The default is 2,000 for that, and because it fits under the
     common hard limit of 4,096 open files, where 10,000 would be skipped.
     """

@@ -26,6 +26,7 @@ from kv_protocol.errors import NoKeyError as NoKeyError
 from kv_protocol.errors import NoPermError as NoPermError
 from kv_protocol.errors import NotFloatError as NotFloatError
 from kv_protocol.errors import NotIntegerError as NotIntegerError
+from kv_protocol.errors import OomError as OomError
 from kv_protocol.errors import OutOfRangeError as OutOfRangeError
 from kv_protocol.errors import ProtocolError as ProtocolError
 from kv_protocol.errors import ProtoError as ProtoError
@@ -82,6 +83,7 @@ __all__ = [
     "NoPermError",
     "NotFloatError",
     "NotIntegerError",
+    "OomError",
     "OutOfRangeError",
     "Pipeline",
     "ProtoError",

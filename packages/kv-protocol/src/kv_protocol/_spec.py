@@ -45,6 +45,8 @@ class Flag(enum.Flag):
     """Allowed on a connection that has subscriptions (the others are refused there)."""
     BLOCKING = enum.auto()
     """May wait for data before it answers; inside a transaction it answers at once."""
+    DENYOOM = enum.auto()
+    """May grow memory: past ``--maxmemory`` it evicts keys first or answers OOM."""
 
 
 class Reply(enum.Enum):

@@ -9,6 +9,7 @@ from ._spec import Arg, CommandSpec, Flag, Reply, integer, key, value
 
 _RO = Flag.READONLY
 _W = Flag.WRITE
+_WM = _W | Flag.DENYOOM  # may grow memory: checked against --maxmemory
 
 
 def _field(*, multiple: bool = False) -> Arg:
@@ -17,11 +18,11 @@ def _field(*, multiple: bool = False) -> Arg:
 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("HSET", "hash", "Set fields of a hash.",
-                (key(), Arg("data", parts=(_field(), value()), multiple=True)), _W, Reply.INTEGER,
+                (key(), Arg("data", parts=(_field(), value()), multiple=True)), _WM, Reply.INTEGER,
                 notes="Fields are text or bytes (distinct, as keys are); values are any value. "
                       "Answers how many fields were added (not those replaced)."),
     CommandSpec("HSETNX", "hash", "Set a field of a hash only if it does not exist.",
-                (key(), _field(), value()), _W, Reply.INTEGER,
+                (key(), _field(), value()), _WM, Reply.INTEGER,
                 notes="Answers 1 if set, 0 if the field existed."),
     CommandSpec("HGET", "hash", "The value of a field, or null.", (key(), _field()), _RO,
                 Reply.VALUE),
@@ -44,11 +45,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 notes="Measured as STRLEN measures: 0 for a missing field, WRONGTYPE for a "
                       "value other than text or bytes."),
     CommandSpec("HINCRBY", "hash", "Add to a field's integer value.",
-                (key(), _field(), integer("increment")), _W, Reply.INTEGER,
+                (key(), _field(), integer("increment")), _WM, Reply.INTEGER,
                 notes="The rules of INCRBY: the field must hold an integer (missing counts "
                       "as 0) and the result must fit 64 bits."),
     CommandSpec("HINCRBYFLOAT", "hash", "Add to a field's numeric value; the result is a float.",
-                (key(), _field(), Arg("increment", ArgKind.NUMBER)), _W, Reply.VALUE,
+                (key(), _field(), Arg("increment", ArgKind.NUMBER)), _WM, Reply.VALUE,
                 notes="The rules of INCRBYFLOAT."),
     CommandSpec("HFIND", "hash", "The fields whose name contains a substring.",
                 (key(), Arg("substring", ArgKind.STRING)), _RO, Reply.LIST,

@@ -9,6 +9,7 @@ from ._spec import Arg, CommandSpec, Flag, Option, Reply, choice, integer, key, 
 
 _RO = Flag.READONLY
 _W = Flag.WRITE
+_WM = _W | Flag.DENYOOM  # may grow memory: checked against --maxmemory
 
 _CONDITION: Final = choice("condition", "NX", "XX", "GT", "LT", optional=True)
 _EXPIRE_NOTES: Final = (
@@ -74,7 +75,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                       "is missing."),
     CommandSpec("COPY", "keyspace", "Copy a key's value and time to live to another key.",
                 (key("source"), key("destination"), options(Option("REPLACE"))),
-                _W, Reply.INTEGER,
+                _WM, Reply.INTEGER,
                 notes="Answers 1 if copied, 0 if the source is missing or the destination "
                       "exists without REPLACE. The copy is deep: changing one does not change "
                       "the other. Redis's DB option is not supported (kv has one keyspace)."),

@@ -9,6 +9,7 @@ from ._spec import Arg, CommandSpec, Flag, Option, Reply, choice, integer, key, 
 
 _RO = Flag.READONLY
 _W = Flag.WRITE
+_WM = _W | Flag.DENYOOM  # may grow memory: checked against --maxmemory
 
 _PUSH_NOTES: Final = ("Answers the list's new length. Elements are pushed one after the "
                       "other, so `LPUSH k a b c` leaves `c b a`, as in Redis.")
@@ -25,19 +26,20 @@ _BLOCKING: Final = ("timeout is in seconds (a float is allowed; 0 waits for ever
                      "pop. Answers null when the timeout passes. Inside MULTI it does not "
                      "wait: it answers at once, as the non-blocking command would.")
 _BW = _W | Flag.BLOCKING
+_BWM = _BW | Flag.DENYOOM
 _EQUALITY: Final = ("Elements match when they have the same type and value: the integer 1 "
                     "does not match the float 1.0, the text `1` or true.")
 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("LPUSH", "list", "Push elements onto the head of a list.",
-                (key(), Arg("element", multiple=True)), _W, Reply.INTEGER, notes=_PUSH_NOTES),
+                (key(), Arg("element", multiple=True)), _WM, Reply.INTEGER, notes=_PUSH_NOTES),
     CommandSpec("RPUSH", "list", "Push elements onto the tail of a list.",
-                (key(), Arg("element", multiple=True)), _W, Reply.INTEGER, notes=_PUSH_NOTES),
+                (key(), Arg("element", multiple=True)), _WM, Reply.INTEGER, notes=_PUSH_NOTES),
     CommandSpec("LPUSHX", "list", "Push onto the head of a list only if it exists.",
-                (key(), Arg("element", multiple=True)), _W, Reply.INTEGER,
+                (key(), Arg("element", multiple=True)), _WM, Reply.INTEGER,
                 notes="Answers the new length, or 0 (pushing nothing) when the key is missing."),
     CommandSpec("RPUSHX", "list", "Push onto the tail of a list only if it exists.",
-                (key(), Arg("element", multiple=True)), _W, Reply.INTEGER,
+                (key(), Arg("element", multiple=True)), _WM, Reply.INTEGER,
                 notes="Answers the new length, or 0 (pushing nothing) when the key is missing."),
     CommandSpec("LPOP", "list", "Remove and return elements from the head of a list.",
                 (key(), integer("count", optional=True)), _W, Reply.VALUE, notes=_POP_NOTES),
@@ -53,7 +55,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 notes="Negative indices count from the tail; out-of-range indices are "
                       "clamped, as in Redis."),
     CommandSpec("LSET", "list", "Replace the element at an index.",
-                (key(), integer("index"), value("element")), _W, Reply.STATUS,
+                (key(), integer("index"), value("element")), _WM, Reply.STATUS,
                 notes="NOKEY when the key is missing, OUTOFRANGE when the index is."),
     CommandSpec("LREM", "list", "Remove elements equal to a value.",
                 (key(), integer("count"), value("element")), _W, Reply.INTEGER,
@@ -65,7 +67,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                 notes="Indices as LRANGE's; a list left empty is deleted."),
     CommandSpec("LINSERT", "list", "Insert an element before or after another.",
                 (key(), choice("where", "BEFORE", "AFTER"), value("pivot"), value("element")),
-                _W, Reply.INTEGER,
+                _WM, Reply.INTEGER,
                 notes="Answers the new length, -1 when the pivot is not found, 0 when the key "
                       "is missing. " + _EQUALITY),
     CommandSpec("LPOS", "list", "The index of matching elements.",
@@ -78,9 +80,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
                       "n elements at most (0: all). " + _EQUALITY),
     CommandSpec("LMOVE", "list", "Pop an element from one list and push it onto another.",
                 (key("source"), key("destination"), choice("wherefrom", "LEFT", "RIGHT"),
-                 choice("whereto", "LEFT", "RIGHT")), _W, Reply.VALUE, notes=_MOVE_NOTES),
+                 choice("whereto", "LEFT", "RIGHT")), _WM, Reply.VALUE, notes=_MOVE_NOTES),
     CommandSpec("RPOPLPUSH", "list", "Pop from a list's tail, push onto another's head.",
-                (key("source"), key("destination")), _W, Reply.VALUE, notes=_MOVE_NOTES),
+                (key("source"), key("destination")), _WM, Reply.VALUE, notes=_MOVE_NOTES),
     CommandSpec("BLPOP", "list", "Pop from the head of the first non-empty list, or wait.",
                 (key(multiple=True), Arg("timeout", ArgKind.NUMBER)), _BW, Reply.VALUE,
                 notes="Answers `[key, element]`. The keys are tried in order. " + _BLOCKING),
@@ -90,18 +92,18 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("BLMOVE", "list", "LMOVE, waiting for the source to have an element.",
                 (key("source"), key("destination"), choice("wherefrom", "LEFT", "RIGHT"),
                  choice("whereto", "LEFT", "RIGHT"), Arg("timeout", ArgKind.NUMBER)),
-                _BW, Reply.VALUE, notes="Answers the element moved. " + _BLOCKING),
+                _BWM, Reply.VALUE, notes="Answers the element moved. " + _BLOCKING),
     CommandSpec("BRPOPLPUSH", "list", "RPOPLPUSH, waiting for the source to have an element.",
-                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BW,
+                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BWM,
                 Reply.VALUE, notes="Answers the element moved. " + _BLOCKING),
     CommandSpec("BLPOPRPUSH", "list", "LPOPRPUSH, waiting for the source to have an element.",
-                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BW,
+                (key("source"), key("destination"), Arg("timeout", ArgKind.NUMBER)), _BWM,
                 Reply.VALUE,
                 notes="The blocking form of kv's queue hand-off: a worker takes the oldest "
                       "job and parks it in its in-progress list in one step. Answers the "
                       "element moved. " + _BLOCKING),
     CommandSpec("LPOPRPUSH", "list", "Pop from a list's head, push onto another's tail.",
-                (key("source"), key("destination")), _W, Reply.VALUE,
+                (key("source"), key("destination")), _WM, Reply.VALUE,
                 notes="From kv's original system (Redis lacks it): `LMOVE source destination "
                       "LEFT RIGHT`, the queue's hand-off. " + _MOVE_NOTES),
 )

@@ -25,6 +25,7 @@ with :func:`error_from_wire`. Whose fault an error is shows in the tree::
         ├── LoadingError              LOADING     the server is still loading its data
         ├── MisconfError              MISCONF     writes refused: the AOF cannot be written
         ├── NoPermError               NOPERM      a read-only connection sent a write or admin command
+        ├── OomError                  OOM         over --maxmemory and nothing (more) to evict
         └── AuthError
             ├── NoAuthError           NOAUTH      a command arrived before the handshake
             └── WrongPassError        WRONGPASS   the password proof did not verify
@@ -59,6 +60,7 @@ class ErrorCode(enum.StrEnum):
     LOADING = "LOADING"
     MISCONF = "MISCONF"
     NOPERM = "NOPERM"
+    OOM = "OOM"
     NOAUTH = "NOAUTH"
     WRONGPASS = "WRONGPASS"
 
@@ -167,6 +169,13 @@ class MisconfError(ServerError):
     default_message = "writes are refused: the append-only file cannot be written"
 
 
+class OomError(ServerError):
+    """The server is over ``--maxmemory`` and its policy cannot make room (Redis's OOM)."""
+
+    code = ErrorCode.OOM
+    default_message = "command not allowed when used memory > 'maxmemory'"
+
+
 class NoPermError(ServerError):
     """A read-only connection (the read-only password) asked for a write or admin command.
 
@@ -203,6 +212,7 @@ EXCEPTION_CLASSES: Final[dict[str, type[ServerError]]] = {
     ErrorCode.EXECABORT: ExecAbortError,
     ErrorCode.PROTO: ProtoError,
     ErrorCode.TOOBIG: TooBigError,
+    ErrorCode.OOM: OomError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.LOADING: LoadingError,
     ErrorCode.MISCONF: MisconfError,

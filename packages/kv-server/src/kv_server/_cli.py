@@ -35,6 +35,7 @@ from ._config import (
     PUBSUB_BUFFER_LIMIT,
     SHUTDOWN_GRACE_S,
     FsyncPolicy,
+    MaxmemoryPolicy,
     ServerConfig,
 )
 from ._recovery import StartupError
@@ -114,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds connections get to finish on shutdown "
                         f"(default {SHUTDOWN_GRACE_S:g})")
     limits = parser.add_argument_group("limits (all shown by INFO clients)")
+    limits.add_argument("--maxmemory", type=parse_bytes, default=0, metavar="BYTES",
+                        help="estimated memory past which --maxmemory-policy applies; "
+                        "suffixes k, m, g (1024-based), e.g. 512m (default 0: no limit)")
+    limits.add_argument("--maxmemory-policy", choices=[p.value for p in MaxmemoryPolicy],
+                        default=MaxmemoryPolicy.NOEVICTION.value,
+                        help="past --maxmemory: refuse writes that may grow memory with OOM "
+                        "(noeviction, the default), or evict the least recently used keys "
+                        "(allkeys-lru) or the keys nearest their expiry (volatile-ttl)")
     limits.add_argument("--maxclients", type=int, default=MAX_CLIENTS, metavar="N",
                         help=f"connections served at once; more are refused (default {MAX_CLIENTS})")
     limits.add_argument("--timeout", type=float, default=0.0, metavar="S",
@@ -138,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "pubsub client-output-buffer-limit)")
     parser.add_argument("--version", action="version", version=f"kv-server {__version__}")
     return parser
+
+
+def parse_bytes(text: str) -> int:
+    """A size such as ``1048576``, ``512k``, ``64m`` or ``2g`` (1024-based, as Redis's)."""
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3,
+             "gb": 1024**3}
+    number = text.strip().lower().rstrip("bkmg")
+    unit = text.strip().lower()[len(number):]
+    if not number.isdigit() or unit not in units:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 1048576, 512k or 2g")
+    return int(number) * units[unit]
 
 
 def read_password_file(path: Path) -> str:
@@ -194,7 +214,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, str]:
         pubsub_buffer_limit=args.pubsub_buffer_limit, maxclients=args.maxclients,
         idle_timeout_s=args.timeout, max_frame_bytes=args.max_frame_size,
         max_depth=args.max_nesting, max_arguments=args.max_arguments,
-        client_output_limit=args.client_output_limit,
+        client_output_limit=args.client_output_limit, maxmemory=args.maxmemory,
+        maxmemory_policy=MaxmemoryPolicy(args.maxmemory_policy),
     )
     return config, note
 

@@ -44,6 +44,17 @@ class FsyncPolicy(enum.StrEnum):
     NO = "no"
 
 
+class MaxmemoryPolicy(enum.StrEnum):
+    """What happens past ``--maxmemory`` to a command that may grow memory."""
+
+    NOEVICTION = "noeviction"
+    """Refuse it with OOM; reads and deletions keep working."""
+    ALLKEYS_LRU = "allkeys-lru"
+    """Evict the least recently used keys until under the limit."""
+    VOLATILE_TTL = "volatile-ttl"
+    """Evict keys with a time to live, nearest deadline first; OOM when none is left."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything kv-server is told at start-up."""
@@ -87,6 +98,9 @@ class ServerConfig:
     """Reply bytes a batch holds before they are sent and the rest of the batch runs."""
     idle_timeout_s: float = 0.0
     """Close a connection idle this long (not subscribed, not blocked); 0: never."""
+    maxmemory: int = 0
+    """Bytes of estimated used memory past which ``maxmemory_policy`` applies; 0: no limit."""
+    maxmemory_policy: MaxmemoryPolicy = MaxmemoryPolicy.NOEVICTION
 
     @property
     def tls(self) -> bool:
@@ -119,6 +133,8 @@ class ServerConfig:
             raise ValueError("output limits must be at least 1024 bytes")
         if self.maxclients < 1 or self.max_arguments < 16:
             raise ValueError("maxclients must be at least 1 and max arguments at least 16")
+        if self.maxmemory < 0:
+            raise ValueError("maxmemory must be 0 (no limit) or a number of bytes")
         if self.idle_timeout_s < 0:
             raise ValueError("the idle timeout must be 0 (never) or a positive number of seconds")
         if self.max_frame_bytes < 1024 or self.max_depth < 2:

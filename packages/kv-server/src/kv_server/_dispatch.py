@@ -42,6 +42,7 @@ from kv_protocol.errors import (
     LocalProtocolError,
     MisconfError,
     NoPermError,
+    OomError,
     ProtoError,
     RemoteProtocolError,
     ServerError,
@@ -58,6 +59,7 @@ from ._stats import Stats
 if TYPE_CHECKING:
     from ._aof import AppendOnlyFile
     from ._blocking import Blocking
+    from ._memory import MaxMemory
 
 _H = TypeVar("_H", bound=Handler)
 
@@ -96,7 +98,8 @@ class Dispatcher:
                  max_frame_bytes: int = DEFAULT_MAX_FRAME_SIZE,
                  tick: Callable[[], None] = lambda: None, *,
                  max_arguments: int = sys.maxsize,
-                 output_limit: int = sys.maxsize) -> None:
+                 output_limit: int = sys.maxsize,
+                 maxmemory: MaxMemory | None = None) -> None:
         names = registered_names()
         table = frozenset(BY_NAME)
         if names != table:
@@ -113,8 +116,10 @@ class Dispatcher:
         self.blocking: Blocking = blocking
         self.output_limit = output_limit
         """Reply bytes a batch holds before the rest of it waits (``--client-output-limit``)."""
+        self.maxmemory = maxmemory
         self.entries: dict[str, Entry] = {
-            spec.name: Entry.build(spec, _REGISTRY[spec.name], max_arguments) for spec in COMMANDS}
+            spec.name: Entry.build(spec, _REGISTRY[spec.name], max_arguments, maxmemory is not None)
+            for spec in COMMANDS}
         # Top-level lookup by exact name in both common spellings; subcommands hang
         # under their container's name.
         self._top: dict[str, Entry | _Container] = {}
@@ -203,6 +208,12 @@ class Dispatcher:
         """Run a looked-up, checked command; the reply frame."""
         ctx.last_command = entry
         aof = self.aof
+        if entry.denyoom and not ctx.executing:  # EXEC checked for all its commands
+            try:
+                self.maxmemory.make_room(aof)  # type: ignore[union-attr]  # denyoom: configured
+            except OomError as exc:
+                entry.rejected += 1
+                return self._error(exc)
         if entry.write and aof is not None:
             return self._execute_logged(ctx, entry, argv, aof)
         try:

@@ -108,6 +108,8 @@ class Entry:
     not_queued: bool
     no_multi: bool
     in_pubsub: bool
+    denyoom: bool
+    """Checked against --maxmemory before it runs (false for all without a limit)."""
     calls: int = 0
     failed: int = 0
     """Runs that answered an error (Redis failed_calls)."""
@@ -115,7 +117,8 @@ class Entry:
     """Calls refused before running: arity, argument kinds, NOPERM (Redis rejected_calls)."""
 
     @classmethod
-    def build(cls, spec: CommandSpec, handler: Handler, max_arguments: int = sys.maxsize) -> Entry:
+    def build(cls, spec: CommandSpec, handler: Handler, max_arguments: int = sys.maxsize,
+              maxmemory: bool = False) -> Entry:
         """``max_arguments`` caps commands of any length (``--max-arguments``), at no
         cost: the fast check refuses what is longer and the full check says why."""
         offset = spec.words
@@ -129,7 +132,7 @@ class Entry:
         return cls(spec, handler, fast, min_len, max_len, positional, offset + len(positional), tail,
                    trailing, Flag.WRITE in spec.flags, not spec.flags & (Flag.WRITE | Flag.ADMIN),
                    Flag.NOT_QUEUED in spec.flags, Flag.NO_MULTI in spec.flags,
-                   Flag.PUBSUB in spec.flags)
+                   Flag.PUBSUB in spec.flags, maxmemory and Flag.DENYOOM in spec.flags)
 
     def check(self, argv: list[Any]) -> ServerError | None:
         """The error for a wrong arity or argument kind, or None."""

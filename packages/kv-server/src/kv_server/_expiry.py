@@ -86,6 +86,14 @@ class DeadlineBuckets:
             sets.pop(order[0], None)
             heapq.heappop(order)
 
+    def soonest(self) -> Key | None:
+        """A key of the earliest bucket (a deadline within 128 ms of the nearest), or None:
+        volatile-ttl's eviction candidate."""
+        order, sets = self.order, self.sets
+        while order and order[0] not in sets:  # numbers of buckets since emptied
+            heapq.heappop(order)
+        return next(iter(sets[order[0]])) if order else None
+
     def __len__(self) -> int:
         """Keys in all buckets."""
         return sum(map(len, self.sets.values()))

@@ -27,7 +27,7 @@ import enum
 import itertools
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
@@ -180,6 +180,15 @@ class Keyspace:
         """The key's deadline (Unix ms), or None; the caller has checked that it exists."""
         return self.expires.get(key)
 
+    def least_recently_used(self) -> Key | None:
+        """allkeys-lru's eviction candidate. Here the oldest written key; the keyspace of
+        a server with that policy (:class:`LruKeyspace`) tracks reads too."""
+        return next(iter(self.data), None)
+
+    def nearest_deadline(self) -> Key | None:
+        """volatile-ttl's eviction candidate: a key with the nearest deadline, or None."""
+        return self.buckets.soonest()
+
     def random_key(self) -> Key | None:
         """A key chosen uniformly at random, or None; O(n), as dicts have no random access."""
         for _ in range(100):
@@ -311,3 +320,61 @@ class Keyspace:
             self.buckets.discard(key, deadline)
         if self.watchers:
             self._touch(key)
+
+
+class LruKeyspace(Keyspace):
+    """A keyspace that also orders its keys by last use, for ``--maxmemory-policy
+    allkeys-lru``: only a server with that policy pays for it (an ordered-dict move per
+    lookup and write), and eviction takes the least recently used key in O(1).
+    """
+
+    __slots__ = ("recency",)
+
+    def __init__(self, clock: Callable[[], int] = now_ms) -> None:
+        super().__init__(clock)
+        self.recency: OrderedDict[Key, None] = OrderedDict()
+
+    def _used(self, key: Key) -> None:
+        recency = self.recency
+        if key in recency:
+            recency.move_to_end(key)
+        else:
+            recency[key] = None
+
+    def read(self, key: Key) -> object:
+        value = super().read(key)
+        if value is not MISSING:
+            self._used(key)
+        return value
+
+    def set(self, key: Key, value: object) -> None:
+        super().set(key, value)
+        self._used(key)
+
+    def replace(self, key: Key, value: object) -> None:
+        super().replace(key, value)
+        self._used(key)
+
+    def add(self, key: Key, value: KvList | KvHash) -> None:
+        super().add(key, value)
+        self._used(key)
+
+    def load(self, key: Key, value: object, deadline: int | None) -> None:
+        super().load(key, value, deadline)
+        self.recency[key] = None
+
+    def changed(self, key: Key, value: KvList | KvHash) -> None:
+        super().changed(key, value)
+        if value:
+            self._used(key)
+
+    def flush(self) -> int:
+        self.recency.clear()
+        return super().flush()
+
+    def least_recently_used(self) -> Key | None:
+        return next(iter(self.recency), None)
+
+    def _remove(self, key: Key) -> None:
+        super()._remove(key)
+        self.recency.pop(key, None)

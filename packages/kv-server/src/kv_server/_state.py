@@ -12,9 +12,10 @@ from kv_protocol.handshake import Credentials, derive_key
 
 from ._auth_throttle import AuthThrottle
 from ._blocking import Blocking
-from ._config import ServerConfig
+from ._config import MaxmemoryPolicy, ServerConfig
 from ._dispatch import Dispatcher
-from ._keyspace import CommandClock, Keyspace
+from ._keyspace import CommandClock, Keyspace, LruKeyspace
+from ._memory import MaxMemory
 from ._pubsub import PubSub
 from ._scan import Cursors
 from ._session import Session, Sessions
@@ -39,7 +40,12 @@ class ServerState:
         self.auth_throttle = AuthThrottle(clock=_handshake_clock)
         """Failed handshakes per peer, and the delay they earn (``_auth_throttle.py``)."""
         self.clock = CommandClock()
-        self.keyspace = Keyspace(self.clock)
+        lru = config.maxmemory_policy is MaxmemoryPolicy.ALLKEYS_LRU and config.maxmemory > 0
+        self.keyspace = (LruKeyspace if lru else Keyspace)(self.clock)
+        self.maxmemory: MaxMemory | None = None
+        """``--maxmemory`` and its policy, or None without a limit (``_memory.py``)."""
+        if config.maxmemory:
+            self.maxmemory = MaxMemory(config.maxmemory, config.maxmemory_policy, self.keyspace)
         self.blocking = Blocking(self.keyspace)
         """Connections blocked on lists, and the keys they wait for (``_blocking.py``)."""
         self.pubsub = PubSub()
@@ -49,7 +55,8 @@ class ServerState:
         self.sessions = Sessions()
         self.dispatcher = Dispatcher(self.stats, self.blocking, config.max_frame_bytes,
                                      self.clock.tick, max_arguments=config.max_arguments,
-                                     output_limit=config.client_output_limit)
+                                     output_limit=config.client_output_limit,
+                                     maxmemory=self.maxmemory)
         self.persistence: Persistence | None = None
         """The data directory's files; None until ``serve`` opens them (and in unit tests)."""
         self.server_name = f"kv-server {__version__}"

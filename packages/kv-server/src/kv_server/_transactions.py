@@ -124,6 +124,8 @@ def run_transaction(dispatcher: Dispatcher, ctx: Session, argv: list[Any]) -> ob
     aof: AppendOnlyFile | None = dispatcher.aof
     if aof is not None and aof.error is not None and any(entry.write for entry, _ in queued):
         raise MisconfError(f"writes are refused: {aof.error}")
+    if dispatcher.maxmemory is not None and any(entry.denyoom for entry, _ in queued):
+        dispatcher.maxmemory.make_room(aof)  # OOM refuses the whole transaction, as in Redis
     collected = _TransactionLog()
     logged_before = len(ctx.logged)
     if aof is not None:

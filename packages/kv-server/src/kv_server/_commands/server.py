@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kv_protocol.messages import OK
 from kv_server._dispatch import command
+from kv_server._memory import used_memory
 from kv_server._session import Session
 from kv_server._stats import process_memory
 from kv_server._version import __version__
@@ -72,7 +73,11 @@ def _limits(state: ServerState) -> dict[str, object]:
 
 def _memory(state: ServerState) -> dict[str, object]:
     rss, peak = process_memory()
-    return {"used_memory_rss": rss, "used_memory_peak": peak}
+    limits = state.maxmemory.info() if state.maxmemory else {
+        "used_memory": used_memory(), "maxmemory": 0,
+        "maxmemory_policy": state.config.maxmemory_policy.value, "evicted_keys": 0,
+        "oom_rejections": 0}
+    return {"used_memory_rss": rss, "used_memory_peak": peak, **limits}
 
 
 def _stats(state: ServerState) -> dict[str, object]:

@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,10 @@ class PushConnection(RawConnection):
                 return found
             self.backlog += [decode_message(item) for item in self.decoder.feed(data)]
         raise AssertionError(f"the server did not close the connection within {timeout_s} s")
+
+
+Connect = Callable[[], PushConnection]
+"""Opens an authenticated connection (the ``connect`` fixtures of conftest.py)."""
 
 
 def wait_until(predicate: Any, timeout_s: float = 10.0, what: str = "the condition") -> None:

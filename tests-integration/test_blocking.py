@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from integration_helpers import (
+    Connect,
     PushConnection,
     ServerProcess,
     Worker,
     aof_commands,
     client_entry,
-    kill_workers,
     start_server,
     wait_blocked,
     wait_until,
@@ -40,59 +39,6 @@ STRESS_S = 1.5
 RACE_ROUNDS = 20
 """Rounds of "go away, then push at once" in the tests of that race (a round that loses
 the race loses the element about half the time, so 20 make a miss near impossible)."""
-
-Connect = Callable[[], PushConnection]
-
-
-@pytest.fixture(autouse=True)
-def no_worker_outlives_its_test() -> Iterator[None]:
-    yield
-    kill_workers()
-
-
-@pytest.fixture
-def server(module_kv_server: ServerProcess) -> ServerProcess:
-    """The module's server (a server per test costs more than the test), emptied, once
-    the connections of earlier tests are gone: no key, subscription, watch or waiter."""
-    admin = PushConnection(module_kv_server)
-    admin.request("FLUSHALL")
-
-    def alone() -> bool:
-        return admin.request("INFO", "clients")["clients"]["connected_clients"] == 1  # type: ignore[index,no-any-return]
-
-    wait_until(alone, what="the connections of earlier tests closing")
-    admin.close()
-    return module_kv_server
-
-
-@pytest.fixture
-def connect(server: ServerProcess) -> Iterator[Connect]:
-    """Open authenticated connections to the test's server; all closed afterwards."""
-    opened: list[PushConnection] = []
-
-    def open_one() -> PushConnection:
-        opened.append(PushConnection(server))
-        return opened[-1]
-
-    yield open_one
-    for conn in opened:
-        conn.close()
-
-
-@pytest.fixture
-def own_connect(kv_server: ServerProcess) -> Iterator[Connect]:
-    """``connect`` to a server of the test's own, for the tests of bugs that leave
-    connections or waiters behind (they would spoil the module's server)."""
-    opened: list[PushConnection] = []
-
-    def open_one() -> PushConnection:
-        opened.append(PushConnection(kv_server))
-        return opened[-1]
-
-    yield open_one
-    for conn in opened:
-        conn.close()
-
 
 def block(admin: PushConnection, conn: PushConnection, *argv: object) -> int:
     """Send a blocking command on ``conn`` and wait until the server shows it blocked."""

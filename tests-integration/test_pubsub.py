@@ -18,16 +18,13 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from integration_helpers import (
+    Connect,
     PushConnection,
     ServerProcess,
     Worker,
-    kill_workers,
     start_server,
     vm_rss_kib,
     wait_until,
@@ -58,44 +55,6 @@ falls at most one batch behind."""
 """40 MB in all: far past the limit and the kernel's socket buffers, so a server that
 kept a non-reading subscriber's messages would grow by about that much."""
 RSS_GROWTH_LIMIT_KIB = 20 * 1024
-
-Connect = Callable[[], PushConnection]
-
-
-@pytest.fixture(autouse=True)
-def no_worker_outlives_its_test() -> Iterator[None]:
-    yield
-    kill_workers()
-
-
-@pytest.fixture
-def server(module_kv_server: ServerProcess) -> ServerProcess:
-    """The module's server (a server per test costs more than the test), emptied, once
-    the connections of earlier tests are gone: no key, subscription, watch or waiter."""
-    admin = PushConnection(module_kv_server)
-    admin.request("FLUSHALL")
-
-    def alone() -> bool:
-        return admin.request("INFO", "clients")["clients"]["connected_clients"] == 1  # type: ignore[index,no-any-return]
-
-    wait_until(alone, what="the connections of earlier tests closing")
-    admin.close()
-    return module_kv_server
-
-
-@pytest.fixture
-def connect(server: ServerProcess) -> Iterator[Connect]:
-    """Open authenticated connections to the test's server; all closed afterwards."""
-    opened: list[PushConnection] = []
-
-    def open_one() -> PushConnection:
-        opened.append(PushConnection(server))
-        return opened[-1]
-
-    yield open_one
-    for conn in opened:
-        conn.close()
-
 
 def typed(values: list[object]) -> list[tuple[type, object]]:
     """Values with their types, so that 1, 1.0 and True never compare equal."""

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from integration_helpers import (
+    Connect,
     PushConnection,
     ServerProcess,
     Worker,
     aof_commands,
     client_entry,
-    kill_workers,
     start_server,
     wait_until,
 )
@@ -35,44 +35,6 @@ COUNTER_ATTEMPTS = 300
 """Per worker: enough rounds of WATCH/GET/MULTI/SET/EXEC to collide often on 2 cores."""
 ATOMICITY_S = 1.5
 """How long the transaction writer and the readers of the atomicity test run."""
-
-Connect = Callable[[], PushConnection]
-
-
-@pytest.fixture(autouse=True)
-def no_worker_outlives_its_test() -> Iterator[None]:
-    yield
-    kill_workers()
-
-
-@pytest.fixture
-def server(module_kv_server: ServerProcess) -> ServerProcess:
-    """The module's server (a server per test costs more than the test), emptied, once
-    the connections of earlier tests are gone: no key, subscription, watch or waiter."""
-    admin = PushConnection(module_kv_server)
-    admin.request("FLUSHALL")
-
-    def alone() -> bool:
-        return admin.request("INFO", "clients")["clients"]["connected_clients"] == 1  # type: ignore[index,no-any-return]
-
-    wait_until(alone, what="the connections of earlier tests closing")
-    admin.close()
-    return module_kv_server
-
-
-@pytest.fixture
-def connect(server: ServerProcess) -> Iterator[Connect]:
-    """Open authenticated connections to the test's server; all closed afterwards."""
-    opened: list[PushConnection] = []
-
-    def open_one() -> PushConnection:
-        opened.append(PushConnection(server))
-        return opened[-1]
-
-    yield open_one
-    for conn in opened:
-        conn.close()
-
 
 def exec_ok(conn: PushConnection) -> list[object]:
     """EXEC's list of replies, every one a success."""

@@ -165,3 +165,4 @@ def test_maxmemory_allkeys_lru_keeps_memory_bounded_and_the_keys_in_use(
         assert conn.call("GET", "k299:99") == value and conn.call("GET", "k0:0") is None
     finally:
         server.stop()
+

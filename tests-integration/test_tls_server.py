@@ -8,6 +8,7 @@ checked with kv_client, to show that both serve at once.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,26 @@ def test_tls_ca_admits_only_clients_with_its_certificates(
         with member.sock:
             member.handshake()
             assert member.call("PING") == "PONG"
+
+
+def test_a_tls_client_gone_while_blocked_is_not_served_an_element(
+    tmp_path: Path, ca: trustme.CA, tls_files: TlsFiles
+) -> None:
+    """The server peeks at a blocked TLS client's raw socket before serving it, so a
+    hang-up its connection task has not read yet keeps the element (from a review)."""
+    from kv_protocol.framing import encode_frame
+
+    with running(tmp_path, TlsFiles(tls_files.cert, tls_files.key)) as server:
+        admin = RawConnection(server)
+        with admin.sock:
+            admin.handshake()
+            for round_ in range(20):
+                blocked = RawConnection(server, tls=client_context(ca))
+                blocked.handshake()
+                blocked.sock.sendall(encode_frame(["BLPOP", "q", 0]))
+                while not any(c["blocked"] for c in admin.call("CLIENT", "LIST")):  # type: ignore[union-attr,index]
+                    pass
+                raw = socket.socket(fileno=blocked.sock.detach())  # no TLS goodbye: a killed client
+                raw.close()
+                assert admin.call("RPUSH", "q", round_) == 1
+                assert admin.call("LPOP", "q") == round_, f"round {round_}: the element was lost"

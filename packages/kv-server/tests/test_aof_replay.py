@@ -174,3 +174,10 @@ def test_a_malformed_transaction_record_is_refused_with_a_message(tmp_path: Path
     (tmp_path / "kv.aof").write_bytes(encode_header(0) + encode_record(1, ["MULTI", "not-a-command"]))
     with pytest.raises(StartupError, match=r"line 2.*replaying the record failed"):
         recover(ServerState(make_config(data_dir=tmp_path)), tmp_path, allow_torn=False)
+
+
+def test_a_lowered_max_arguments_does_not_refuse_records_already_logged(tmp_path: Path) -> None:
+    original, _ = run_logged(tmp_path, [(["RPUSH", "q", *range(100)], 0)])
+    replayed = ServerState(make_config(data_dir=tmp_path, max_arguments=16))
+    recover(replayed, tmp_path, allow_torn=False)
+    assert dump(replayed.keyspace) == dump(original.keyspace)

@@ -235,3 +235,21 @@ async def test_a_kill_never_lands_inside_a_half_sent_reply(nursery: trio.Nursery
         decoder = FrameDecoder()
         assert decoder.feed(bytes(received)) == []  # the cut reply, and no push glued to it
         assert 0 < decoder.buffered < 4_000_000
+
+
+async def test_replies_split_by_the_output_limit_never_overtake_a_subscribers_messages(
+        nursery: trio.Nursery) -> None:
+    """A batch that subscribes and passes --client-output-limit runs its rest through the
+    subscriber's outbox, after what was published meanwhile (from a review: the rest
+    went straight to the stream, ahead of the messages)."""
+    state = ServerState(make_config(client_output_limit=1024))
+    client, server = trio.testing.lockstep_stream_pair()  # every send waits for a read
+    nursery.start_soon(_serve, state, StreamTransport(server))
+    subscriber, publisher = Peer(client), Peer(_socketpair(state, nursery))
+    async with subscriber.stream, publisher.stream:
+        await subscriber.handshake()
+        await publisher.handshake()
+        await subscriber.send(["SUBSCRIBE", "ch"], *[["PING", "p" * 200]] * 20, ["PING", "barrier"])
+        assert await publisher.call("PUBLISH", "ch", "hello") == 1  # the server is mid-send
+        found = await subscriber.messages(23)
+        assert found.index((PUSH, Push("message", ("ch", "hello")))) < found.index((REPLY, "barrier"))

@@ -37,9 +37,10 @@ def test_a_batch_past_the_output_limit_leaves_the_rest_for_after_sending() -> No
     first = FrameDecoder().feed(state.dispatcher.execute_batch(session, batch))
     assert len(first) == 3 and len(session.pending) == 8  # 3 replies pass 2048 bytes
     assert "n" not in state.keyspace.data  # the rest has not run yet
-    session.pending = []
+    session.pending, session.commands = [], 0
     everything = FrameDecoder().feed(run_to_end(state, session, batch))
     assert [decode_message(f)[1] for f in everything] == [b"x" * 1000] * 10 + [1]
+    assert session.commands == 11  # each counted once, when it ran
 
 
 def test_idle_connections_are_closed_but_not_subscribers_or_blocked_clients() -> None:

@@ -96,7 +96,7 @@ async def _serve_blocked(session: Session, transport: Transport, decoder: FrameD
     if _asked_to_close(session, waiter):
         return
     malformed: list[RemoteProtocolError] = []
-    session.idle = True  # nothing taken yet: shutdown may interrupt the wait
+    session.idle = waiter.frame is None  # nothing taken yet: shutdown may interrupt the wait
     try:
         with trio.move_on_after(waiter.timeout), waiter.scope:
             await _read_while_blocked(session, transport, decoder, malformed)
@@ -125,8 +125,9 @@ async def _serve_blocked(session: Session, transport: Transport, decoder: FrameD
 
 
 def _asked_to_close(session: Session, waiter: Waiter) -> bool:
-    """Whether the session must close, its wait then over before it starts (rule 3)."""
-    if session.closing is None:
+    """Whether the session must close, its wait then over before it starts (rule 3); a
+    waiter already served still sends its element first."""
+    if session.closing is None or waiter.frame is not None:
         return False
     session.state.blocking.release(waiter)
     session.blocked = None
@@ -181,12 +182,19 @@ async def serve_subscriber(session: Session, transport: Transport, decoder: Fram
 
 async def _read_subscribed(session: Session, transport: Transport, decoder: FrameDecoder,
                            run: Batch, outbox: Outbox) -> bool:
+    limit = session.state.config.client_output_limit
+
     async def send(data: bytes) -> None:
         if data:
             outbox.put(data)
+            if outbox.size > limit:  # rule 6: the rest of a batch runs once this is sent
+                await outbox.drained()
 
     stats = session.state.stats
     while session.closing is None:
+        if session.pending or session.blocked is not None:  # left by the batch that subscribed
+            await finish_batch(session, transport, decoder, run, send)
+            continue
         if not session.pubsub or not session.pubsub.count:
             await outbox.drained()
             if session.pubsub and not session.pubsub.count:  # nothing ran meanwhile

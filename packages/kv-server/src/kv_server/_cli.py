@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="close connections idle for S seconds, except subscribers and "
                         "blocked clients (default 0: never)")
-    limits.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE,
+    limits.add_argument("--max-frame-size", type=parse_bytes, default=DEFAULT_MAX_FRAME_SIZE,
                         metavar="BYTES", help="largest frame accepted or sent (default "
                         f"{DEFAULT_MAX_FRAME_SIZE // (1024 * 1024)} MiB); a value must fit in one")
     limits.add_argument("--max-nesting", type=int, default=DEFAULT_MAX_DEPTH, metavar="N",
@@ -136,11 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{DEFAULT_MAX_DEPTH})")
     limits.add_argument("--max-arguments", type=int, default=MAX_ARGUMENTS, metavar="N",
                         help=f"elements of one command (default {MAX_ARGUMENTS})")
-    limits.add_argument("--client-output-limit", type=int, default=CLIENT_OUTPUT_LIMIT,
+    limits.add_argument("--client-output-limit", type=parse_bytes, default=CLIENT_OUTPUT_LIMIT,
                         metavar="BYTES", help="reply bytes a pipelined batch holds before "
                         "they are sent and the rest of it runs (default "
                         f"{CLIENT_OUTPUT_LIMIT // (1024 * 1024)} MiB)")
-    limits.add_argument("--pubsub-buffer-limit", type=int, default=PUBSUB_BUFFER_LIMIT,
+    limits.add_argument("--pubsub-buffer-limit", type=parse_bytes, default=PUBSUB_BUFFER_LIMIT,
                         metavar="BYTES",
                         help="bytes that may wait for a subscriber before it is disconnected "
                         f"(default {PUBSUB_BUFFER_LIMIT // (1024 * 1024)} MiB, as Redis's "

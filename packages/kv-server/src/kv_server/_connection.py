@@ -57,6 +57,7 @@ RECEIVE_BYTES = 65536
 GOODBYE_TIMEOUT_S = 1.0
 
 _QUIET = QUIET
+_MAXCLIENTS_FRAME = encode_error(ServerError("max number of clients reached"))
 
 
 class Transport(Protocol):
@@ -72,6 +73,9 @@ class Transport(Protocol):
 
     def peer_closed(self) -> bool:
         """Whether the peer has certainly hung up, checked without blocking or reading."""
+
+    async def refuse(self, frame: bytes) -> None:
+        """Turn away a connection at maxclients: ``frame`` if it can go at once, then close."""
 
     async def aclose(self) -> None: ...
 
@@ -132,7 +136,7 @@ class SocketTransport:
                     session.replying = True
                     await self.send_all(out, sent)
                     session.replying = False
-            if session.pending or session.blocked is not None:
+            if (session.pending or session.blocked is not None) and session.pubsub is None:
                 await finish_batch(session, self, decoder, run, self.send_all)
             session.last_active = monotonic()
             # One scheduler trip per batch: fairness and cancellation, and by the time
@@ -142,6 +146,11 @@ class SocketTransport:
 
     def peer_closed(self) -> bool:
         return _peer_closed(self.sock)
+
+    async def refuse(self, frame: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(frame)
+        await self.aclose()
 
     async def aclose(self) -> None:
         trio.lowlevel.notify_closing(self.sock)
@@ -182,7 +191,7 @@ class StreamTransport:
                 session.replying = True
                 await self.stream.send_all(out)
                 session.replying = False
-            if session.pending or session.blocked is not None:
+            if (session.pending or session.blocked is not None) and session.pubsub is None:
                 await finish_batch(session, self, decoder, run, self.send_all)
             session.last_active = time.monotonic()
         return False
@@ -191,10 +200,18 @@ class StreamTransport:
         """For TLS over TCP, a peek at the raw socket; it cannot see past a TLS goodbye
         still unread (the connection's own read then notices the end)."""
         stream = self.stream
-        if isinstance(stream, trio.SSLStream) and isinstance(stream.transport_stream,
-                                                              trio.SocketStream):
-            return _peer_closed(stream.transport_stream.socket)
-        return False
+        if not (isinstance(stream, trio.SSLStream)
+                and isinstance(stream.transport_stream, trio.SocketStream)):
+            return False
+        raw = socket.socket(fileno=stream.transport_stream.socket.fileno())
+        try:  # trio's socket methods are async: peek through a plain socket on its fd
+            return _peer_closed(raw)
+        finally:
+            raw.detach()
+
+    async def refuse(self, frame: bytes) -> None:
+        """No message: it would first cost a TLS handshake for a client turned away."""
+        await trio.aclose_forcefully(self.stream)
 
     async def aclose(self) -> None:
         """Close gracefully, so a TLS peer gets its close_notify and sees a clean end,
@@ -203,7 +220,7 @@ class StreamTransport:
             await self.stream.aclose()
 
 
-def _peer_closed(sock: socket.socket | trio.socket.SocketType) -> bool:
+def _peer_closed(sock: socket.socket) -> bool:
     try:
         return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:
@@ -216,18 +233,16 @@ async def serve_connection(
     state: ServerState, transport: Transport, *, kind: str, addr: str, laddr: str
 ) -> None:
     """Serve one accepted connection until it ends; never raises for peer behaviour."""
-    state.stats.connections_received += 1
-    connection_id = state.sessions.next_id()
     if len(state.sessions) + state.sessions.handshaking >= state.config.maxclients:
         state.stats.rejected_connections += 1
         if state.stats.rejected_connections % 1000 == 1:  # the first, then one in a thousand
-            log.warning("connection %d from %s refused: maxclients (%d) reached (%d refused so "
-                        "far)", connection_id, addr, state.config.maxclients,
-                        state.stats.rejected_connections)
+            log.warning("connection from %s refused: maxclients (%d) reached (%d refused so "
+                        "far)", addr, state.config.maxclients, state.stats.rejected_connections)
         with trio.CancelScope(shield=True):
-            await _goodbye(transport, encode_error(ServerError("max number of clients reached")))
-            await transport.aclose()
+            await transport.refuse(_MAXCLIENTS_FRAME)
         return
+    state.stats.connections_received += 1
+    connection_id = state.sessions.next_id()
     try:
         handshake = await _handshake(state, transport, connection_id, addr, peer_of(kind, addr))
         if handshake is not None:
@@ -325,7 +340,7 @@ async def _serve_session(
                 if session.logged:
                     out = await persisted(session, pending, out)
                 await transport.send_all(out)
-                if session.pending or session.blocked is not None:
+                if (session.pending or session.blocked is not None) and session.pubsub is None:
                     await finish_batch(session, transport, conn.decoder, run, transport.send_all)
             while not await transport.serve_commands(session, conn.decoder, run):
                 if session.closing is not None or await serve_subscriber(

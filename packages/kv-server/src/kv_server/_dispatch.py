@@ -296,10 +296,12 @@ class Dispatcher:
                 if ctx.blocked is not None:
                     replies.pop()
                     ctx.pending = items[len(replies) + 1:]
+                    ctx.commands -= len(ctx.pending)  # counted when they run
                     break
                 size += len(frame)
                 if size > limit:  # the rest runs once these are sent
                     ctx.pending = items[len(replies):]
+                    ctx.commands -= len(ctx.pending)
                     break
         except RemoteProtocolError as exc:
             append(self.protocol_error(ctx, exc))

@@ -115,7 +115,7 @@ def raise_open_files_limit(maxclients: int) -> None:
     on open files towards the hard one, and warn when even that is too low."""
     wanted = maxclients + 64  # listeners, data files, the AOF's duplicate descriptor
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= wanted:
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
         return
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     with contextlib.suppress(ValueError, OSError):

@@ -35,11 +35,11 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.output_buffer_disconnects = 0
+        """Subscribers cut off for letting their output pile up past the limit."""
         self.rejected_connections = 0
         """Connections refused at maxclients."""
         self.idle_disconnects = 0
         """Connections closed by the idle timeout."""
-        """Subscribers cut off for letting their output pile up past the limit."""
         self.error_replies: collections.Counter[str] = collections.Counter()
         """Error replies sent, by code (INFO errorstats)."""
 

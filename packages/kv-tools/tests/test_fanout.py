@@ -20,7 +20,9 @@ def test_fanout_delivers_every_publish_to_every_subscriber(
     sample = measure_fanout(wire, pid, "t:all", Fanout(50, PUBLISHES, 2, SECONDS, batch=16))
     assert (sample.sent, sample.expected, sample.arrived, sample.lost) == (PUBLISHES, 50 * PUBLISHES,
                                                                            50 * PUBLISHES, 0)
-    assert sample.rate > 0 and sample.send_rate > 0 and 0 < sample.send_s <= sample.wall_s
+    # No order between the two ends: the publisher may read its last reply after the
+    # subscribers got the last message, or before.
+    assert sample.rate > 0 and sample.send_rate > 0 and sample.send_s > 0 and sample.wall_s > 0
     assert sample.client_cpu_s > 0 and sample.server_cpu_s is not None
 
 

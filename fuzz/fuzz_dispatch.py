@@ -12,7 +12,8 @@ the fuzzed batch runs. Two input layouts, chosen by bit 0x01 of the first byte:
 What dispatch promises (kv_server._dispatch rules 2-5), checked per input:
 
 - nothing escapes ``execute_batch``; its output is whole reply frames, one per
-  entry, fewer only after PROTO or a CLIENT KILL of the session itself;
+  entry, fewer only after PROTO or a CLIENT KILL of the session itself (a blocking
+  command that blocks times out at once, as ``_run`` says);
 - the keyspace stays sound: text or bytes keys, no empty list or hash, deadlines
   only for keys that exist;
 - the write commands it logged, written as AOF records (kv_protocol.records.aof),
@@ -35,10 +36,12 @@ from harness import fuzz_main
 from kv_protocol.commands import COMMANDS
 from kv_protocol.framing import _SEMANTIC_DECODERS, DEFAULT_MAX_DEPTH, FrameDecoder, _reject_tag
 from kv_protocol.handshake import MIN_PBKDF2_ITERATIONS
-from kv_protocol.messages import decode_message
+from kv_protocol.messages import decode_message, encode_reply
 from kv_protocol.records.aof import AofReader, encode_header, encode_record
+from kv_server._blocking import Blocking
 from kv_server._config import ServerConfig
 from kv_server._keyspace import MISSING, Keyspace, KvHash, KvList
+from kv_server._pubsub import PubSub
 from kv_server._recovery import _Replay
 from kv_server._scan import Cursors
 from kv_server._session import Session
@@ -93,6 +96,8 @@ REPLAYED: Final = _state()
 
 def _reset(state: ServerState) -> Session:
     state.keyspace = Keyspace(_At(NOW_MS))
+    state.blocking = state.dispatcher.blocking = Blocking(state.keyspace)
+    state.pubsub = PubSub()
     state.cursors = Cursors()
     for old in list(state.sessions):
         state.sessions.remove(old)
@@ -194,14 +199,29 @@ def _replay(log: _Log) -> bytes | None:
     return dump(keyspace)
 
 
+def _run(session: Session, items: list[object]) -> bytes:
+    """The batch's replies as its connection would send them, each blocking command
+    that blocks timing out at once (a null reply) before the rest runs."""
+    dispatcher = LIVE.dispatcher
+    out = dispatcher.execute_batch(session, items)
+    while session.pending or session.blocked is not None:
+        if session.blocked is not None:
+            LIVE.blocking.release(session.blocked)
+            session.blocked = None
+            out += encode_reply(None)
+        rest, session.pending = session.pending, []
+        out += dispatcher.execute_batch(session, rest)
+    return out
+
+
 def TestOneInput(data: bytes) -> None:  # noqa: N802 (atheris's name)
     session = _reset(LIVE)
     log = _Log()
     LIVE.dispatcher.aof = log  # type: ignore[assignment]
     try:
-        LIVE.dispatcher.execute_batch(session, SETUP)
+        _run(session, SETUP)
         batch = batch_of(data)
-        blob = LIVE.dispatcher.execute_batch(session, batch)
+        blob = _run(session, batch)
     finally:
         LIVE.dispatcher.aof = None
     _check_replies(blob, batch, session)

@@ -117,6 +117,7 @@ class Dispatcher:
         self.output_limit = output_limit
         """Reply bytes a batch holds before the rest of it waits (``--client-output-limit``)."""
         self.maxmemory = maxmemory
+        self._replayer: Dispatcher | None = None
         self.entries: dict[str, Entry] = {
             spec.name: Entry.build(spec, _REGISTRY[spec.name], max_arguments, maxmemory is not None)
             for spec in COMMANDS}
@@ -132,6 +133,13 @@ class Dispatcher:
                 subs[sub] = entry
             else:
                 self._top[name] = self._top[name.lower()] = entry
+
+    def for_replay(self) -> Dispatcher:
+        """A dispatcher without ``--max-arguments`` (built once), for AOF replay: a limit
+        lowered since must not refuse records the server already acknowledged."""
+        if self._replayer is None:
+            self._replayer = Dispatcher(Stats(), self.blocking, self.max_frame_bytes)
+        return self._replayer
 
     def entry_for(self, argv: Any) -> Entry:
         """The entry that runs ``argv``, after the generic checks (rule 2).

@@ -28,9 +28,7 @@ from kv_protocol.records.aof import TRANSACTION, AofFormatError, AofReader, AofR
 from kv_protocol.records.snapshot import SnapshotFormatError, SnapshotHeader
 
 from ._datadir import AOF, OLD_SNAPSHOT, SNAPSHOT, segments
-from ._dispatch import Dispatcher
 from ._snapshots import CHUNK_BYTES, load_snapshot
-from ._stats import Stats
 
 if TYPE_CHECKING:
     from ._state import ServerState
@@ -130,9 +128,7 @@ class _Replay:
         self.count = 0
         self.torn: AofFormatError | None = None
         self.session = Session(state, 0, transport="aof", addr="", laddr="")
-        # Its own dispatcher, without the server's --max-arguments: a limit lowered since
-        # must not refuse records the server already acknowledged.
-        self.dispatcher = Dispatcher(Stats(), state.blocking)
+        self.dispatcher = state.dispatcher.for_replay()
         # A blocking command is logged only when a key it looked at expired and it took
         # nothing: replayed, it must answer at once, as it does inside EXEC.
         self.session.executing = True
